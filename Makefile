@@ -1,0 +1,36 @@
+# The README's commands. Everything runs inside .venv, created on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+QUICK ?=
+
+.PHONY: install install-test demo test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+install-test: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+demo: install
+	$(BIN)/handwritten sample --dir demo/emnist
+	$(BIN)/handwritten train --model model_2 --data demo/emnist --epochs 1 --out demo/model_2.keras
+	$(BIN)/handwritten evaluate demo/model_2.keras --data demo/emnist --report demo/report
+
+test: install-test
+	-bash scripts/system-deps.sh
+	$(BIN)/python -m pytest
+
+bench: install-test
+	$(BIN)/python benchmarks/run_all.py $(if $(QUICK),--quick,)
+
+clean:
+	rm -rf demo build dist src/*.egg-info .pytest_cache

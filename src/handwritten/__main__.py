@@ -1,0 +1,5 @@
+import sys
+
+from handwritten.cli import main
+
+sys.exit(main())

@@ -1,0 +1,13 @@
+"""The one exception type the command line turns into a message and an exit status."""
+
+
+class HandwrittenError(Exception):
+    """A problem with the user's input (a file, an option, a model) that has a clear explanation.
+
+    The message names the input and says what is wrong; the CLI prints it without a traceback
+    and exits with status 2.
+    """
+
+
+class DataError(HandwrittenError):
+    """A data file or folder that cannot be used as it is."""

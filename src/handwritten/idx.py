@@ -1,0 +1,145 @@
+"""Read and write IDX files, the format of MNIST, EMNIST, Fashion-MNIST and KMNIST.
+
+An IDX file is a big-endian header (two zero bytes, a type code, the number of dimensions,
+then one uint32 per dimension) followed by the array in C order. Images are magic 2051
+(uint8, 3 dimensions), labels magic 2049 (uint8, 1 dimension).
+
+Every header field is checked against the file's real size before a byte of the payload is
+trusted. Plain files are memory-mapped, so a 700,000-image set costs no memory until it is
+read; a ``.gz`` file is decompressed once into a cache folder and then memory-mapped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from handwritten.errors import DataError
+
+IMAGES_MAGIC = 2051
+LABELS_MAGIC = 2049
+
+# IDX type codes and the numpy dtype each stands for (all big-endian in the file).
+DTYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+CODES = {dtype.newbyteorder("="): code for code, dtype in DTYPES.items()}
+
+
+def cache_dir() -> Path:
+    """Where downloads and decompressed files go: ``$HANDWRITTEN_CACHE`` or ``~/.cache/handwritten``."""
+    return Path(os.environ.get("HANDWRITTEN_CACHE") or Path.home() / ".cache" / "handwritten")
+
+
+def _parse_header(path: Path, head: bytes, size: int) -> tuple[np.dtype, tuple[int, ...], int]:
+    """Check an IDX header against the payload size; return dtype, shape and header length."""
+    if len(head) < 4:
+        raise DataError(f"{path}: not an IDX file: only {size} bytes, too short for a header")
+    zero, code, ndim = struct.unpack(">HBB", head[:4])
+    if zero != 0 or code not in DTYPES or not 1 <= ndim <= 4:
+        magic = struct.unpack(">I", head[:4])[0]
+        raise DataError(
+            f"{path}: not an IDX file: wrong magic number {magic} (0x{magic:08x}); "
+            f"expected {IMAGES_MAGIC} for images or {LABELS_MAGIC} for labels"
+        )
+    header_len = 4 + 4 * ndim
+    if len(head) < header_len:
+        raise DataError(f"{path}: truncated header: {ndim} dimensions need {header_len} bytes, file has {size}")
+    shape = struct.unpack(f">{ndim}I", head[4:header_len])
+    dtype = DTYPES[code]
+    expected = header_len + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < expected:
+        raise DataError(
+            f"{path}: truncated: the header promises shape {tuple(shape)} ({expected} bytes with the header) "
+            f"but the file has only {size} bytes"
+        )
+    if size > expected:
+        raise DataError(
+            f"{path}: oversized: the header promises shape {tuple(shape)} ({expected} bytes with the header) "
+            f"but the file has {size} bytes ({size - expected} extra)"
+        )
+    return dtype, tuple(shape), header_len
+
+
+def _decompressed(path: Path) -> Path:
+    """Decompress a ``.gz`` file once into the cache; later calls reuse the copy."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = cache_dir() / "idx" / f"{path.name.removesuffix('.gz')}-{key}"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    try:
+        with gzip.open(path, "rb") as src, open(tmp, "wb") as dst:
+            while chunk := src.read(1 << 22):
+                dst.write(chunk)
+        os.replace(tmp, target)
+    except (OSError, EOFError, zlib.error) as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"{path}: not a readable gzip file ({exc})") from None
+    return target
+
+
+def read_idx(path: str | os.PathLike, *, mmap: bool = True) -> np.ndarray:
+    """Read an IDX file (plain or ``.gz``) into a numpy array.
+
+    Args:
+        path: the file.
+        mmap: memory-map the payload (read-only) instead of reading it into memory.
+
+    Returns:
+        The array with the header's shape, in native byte order (uint8 for images and labels).
+
+    Raises:
+        DataError: the file is missing, is not IDX, or its header disagrees with its size.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    source = _decompressed(path) if path.suffix == ".gz" else path
+    size = source.stat().st_size
+    with open(source, "rb") as f:
+        head = f.read(4 + 4 * 4)
+    dtype, shape, offset = _parse_header(path, head, size)
+    if mmap and int(np.prod(shape)) > 0:
+        array = np.memmap(source, dtype=dtype, mode="r", offset=offset, shape=shape)
+    else:
+        array = np.fromfile(source, dtype=dtype, offset=offset).reshape(shape)
+    if dtype.byteorder == ">":
+        array = array.astype(dtype.newbyteorder("="))
+    return array
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Write ``array`` as an IDX file (gzip-compressed when ``path`` ends in ``.gz``), atomically."""
+    path = Path(path)
+    array = np.asarray(array)
+    native = array.dtype.newbyteorder("=")
+    if native not in CODES:
+        raise DataError(f"{path}: IDX cannot store dtype {array.dtype}")
+    if not 1 <= array.ndim <= 4:
+        raise DataError(f"{path}: IDX stores 1 to 4 dimensions, got shape {array.shape}")
+    code = CODES[native]
+    header = struct.pack(">HBB", 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = np.ascontiguousarray(array, dtype=DTYPES[code]).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    # mtime=0 keeps a compressed file byte-identical for identical content.
+    opener = (lambda p, m: gzip.GzipFile(p, m, mtime=0)) if path.suffix == ".gz" else open
+    with opener(tmp, "wb") as f:
+        f.write(header)
+        f.write(payload)
+    os.replace(tmp, path)
+    return path
