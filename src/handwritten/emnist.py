@@ -252,9 +252,20 @@ def load(data: str | os.PathLike | None = None, split: str | None = None, *, mma
         files[part] = path
 
     arrays = {part: read_idx(path, mmap=mmap) for part, path in files.items()}
+    # Shapes and counts first: a label range means nothing if the file is not a label file.
+    for which in ("train", "test"):
+        ipath, lpath = files[f"{which}-images"], files[f"{which}-labels"]
+        images, labels = arrays[f"{which}-images"], arrays[f"{which}-labels"]
+        _check_images(ipath, images)
+        if labels.ndim != 1:
+            raise DataError(f"{lpath}: labels must be one-dimensional, got shape {labels.shape}")
+        if len(images) != len(labels):
+            raise DataError(f"{ipath} has {len(images)} images but {lpath.name} has {len(labels)} labels")
+    if not len(arrays["train-labels"]):
+        raise DataError(f"{files['train-images']}: holds no images")
     if chosen is None:
         labels = [arrays["train-labels"], arrays["test-labels"]]
-        chosen = generic_split(int(max(int(a.max()) for a in labels if a.size)) + 1)
+        chosen = generic_split(max(int(a.max()) for a in labels if a.size) + 1)
     if transposed:
         mapping = folder / f"emnist-{chosen.name}-mapping.txt"
         if mapping.is_file():
@@ -263,13 +274,9 @@ def load(data: str | os.PathLike | None = None, split: str | None = None, *, mma
 
     out = {}
     for which in ("train", "test"):
-        ipath, lpath = files[f"{which}-images"], files[f"{which}-labels"]
-        images, labels = arrays[f"{which}-images"], arrays[f"{which}-labels"]
-        _check_images(ipath, images)
-        if len(images) != len(labels):
-            raise DataError(f"{ipath} has {len(images)} images but {lpath.name} has {len(labels)} labels")
-        out[f"y_{which}"] = _check_labels(lpath, labels, chosen)
+        out[f"y_{which}"] = _check_labels(files[f"{which}-labels"], arrays[f"{which}-labels"], chosen)
         # Turn EMNIST's transposed images upright: a view, no copy.
+        images = arrays[f"{which}-images"]
         out[f"x_{which}"] = images.transpose(0, 2, 1) if transposed else images
     return Dataset(
         **out,

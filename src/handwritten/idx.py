@@ -136,10 +136,15 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
     payload = np.ascontiguousarray(array, dtype=DTYPES[code]).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    # mtime=0 keeps a compressed file byte-identical for identical content.
-    opener = (lambda p, m: gzip.GzipFile(p, m, mtime=0)) if path.suffix == ".gz" else open
-    with opener(tmp, "wb") as f:
-        f.write(header)
-        f.write(payload)
+    with open(tmp, "wb") as raw:
+        if path.suffix == ".gz":
+            # mtime=0 and the final name (not the temporary one) in the gzip header keep a
+            # compressed file byte-identical for identical content.
+            with gzip.GzipFile(path.name, "wb", fileobj=raw, mtime=0) as f:
+                f.write(header)
+                f.write(payload)
+        else:
+            raw.write(header)
+            raw.write(payload)
     os.replace(tmp, path)
     return path

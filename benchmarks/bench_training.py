@@ -1,0 +1,114 @@
+"""Training throughput: samples per second per epoch, ours against the original script's way.
+
+For each of model_1 and model_2, the same architecture is trained on the same data for the
+same number of epochs, two ways, each in a fresh process, interleaved:
+
+- ours: ``handwritten.train.create_model`` with the model's default settings (uint8 data fed
+  through the input pipeline, scaled and augmented per batch);
+- the original script's way: the whole set as a float32 array in memory, one-hot labels,
+  ``model.fit(batch_size=64)``, the same optimizer.
+
+The figure is the last epoch's samples per second (the first pays for building the graph),
+with both test accuracies beside it.
+
+    python benchmarks/bench_training.py [--quick]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import common
+
+NAME = "training"
+TARGET = 1.5  # model_2: ours at least this many times the original way's samples per second
+
+
+def _ours(name: str, data: str, part: float, epochs: int, out: Path) -> dict:
+    from handwritten.train import create_model
+
+    result = create_model(name, str(out), part, data=data, epochs=epochs, seed=0, verbose=0)
+    per_epoch = result.get("history", {}).get("samples_per_second") or [result["samples_per_second"]]
+    return {
+        "samples_per_second": float(per_epoch[-1]),
+        "per_epoch": [float(v) for v in per_epoch],
+        "test_accuracy": float(result["test_accuracy"]),
+        "epochs": len(per_epoch),
+        "batch_size": result.get("batch_size"),
+    }
+
+
+def _original(name: str, data: str, part: float, epochs: int) -> dict:
+    import original
+    from handwritten.models import MODELS
+    from handwritten.train import make_optimizer
+
+    x_train, y_train, x_test, y_test, classes = original.load_float(data, part)
+    model = MODELS[name](classes, x_train.shape[1:])
+    steps = epochs * -(-len(x_train) // 64)
+    model.compile(optimizer=make_optimizer(name, steps), loss="categorical_crossentropy", metrics=["accuracy"])
+    clock = original.fit(model, x_train, y_train, epochs=epochs, batch_size=64)
+    accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)[1]
+    per_epoch = [e["samples_per_second"] for e in clock["epochs"]]
+    return {
+        "samples_per_second": per_epoch[-1],
+        "per_epoch": per_epoch,
+        "test_accuracy": float(accuracy),
+        "epochs": len(per_epoch),
+        "batch_size": 64,
+    }
+
+
+def work(argv: list[str]) -> dict:
+    """One training in this process: ``WAY MODEL DATA PART EPOCHS OUT``."""
+    way, name, data, part, epochs, out = argv[0], argv[1], argv[2], float(argv[3]), int(argv[4]), Path(argv[5])
+    if way == "ours":
+        return _ours(name, data, part, epochs, out)
+    return _original(name, data, part, epochs)
+
+
+def main() -> int:
+    args = common.parse_args(__doc__.splitlines()[0])
+    if args.worker is not None:
+        sys.path.insert(0, str(common.HERE))
+        common.worker_output(work(args.worker))
+        return 0
+    started = time.perf_counter()
+    quick = args.quick
+    data, which = common.training_data()
+    epochs = 2
+    # model_1 costs about five times model_2 per image; a smaller part keeps the run in budget.
+    parts = {"model_2": 0.05, "model_1": 0.02} if quick else {"model_2": 0.5, "model_1": 0.15}
+    out = common.DATA / "training"
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for name in ("model_2", "model_1"):
+        for way in ("ours", "original"):
+            runs[f"{name}-{way}"] = common.run_worker(
+                Path(__file__), [way, name, data, parts[name], epochs, out / f"{name}.keras"],
+                env={"HANDWRITTEN_CACHE": str(common.CACHE)})
+            print(f"training: {name} {way}: {runs[f'{name}-{way}']['samples_per_second']:.0f} samples/s",
+                  file=sys.stderr, flush=True)
+    figures = []
+    for name in ("model_2", "model_1"):
+        ours, orig = runs[f"{name}-ours"], runs[f"{name}-original"]
+        ratio = ours["samples_per_second"] / orig["samples_per_second"]
+        note = (f"ours {ours['samples_per_second']:,.0f} samples/s (batch {ours['batch_size']}), test accuracy "
+                f"{ours['test_accuracy']:.3f}; original way {orig['samples_per_second']:,.0f} samples/s (batch 64), "
+                f"test accuracy {orig['test_accuracy']:.3f}; {epochs} epochs on {parts[name]:.0%} of the training set")
+        if name == "model_2":
+            figures.append(common.figure("Training, model_2: samples/s, ours / original script's way", ratio, "x",
+                                         target=f">= {TARGET}", met=ratio >= TARGET, note=note))
+        else:
+            figures.append(common.figure("Training, model_1: samples/s, ours / original script's way", ratio, "x",
+                                         note=note))
+    sizes = {"epochs": epochs, "parts_of_training_set": parts}
+    details = {"data": which, "figure": "last epoch's samples per second", "runs": runs}
+    common.record(NAME, quick=quick, sizes=sizes, figures=figures, details=details, started=started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""``handwritten predict``: recognise characters in people's own images, one per image or a line.
+
+:class:`Recognizer` loads a model once (Keras ``.h5``/``.keras``, or ``.onnx`` run by
+onnxruntime, the fast path on CPU) and frames every image the way the model's training data
+was framed (``images.preprocess``). The web server uses the same class.
+
+    >>> from handwritten.predict import predict
+    >>> predict("model_2.keras", ["a.png", "b.jpg"], top=3)
+    [{'image': 'a.png', 'character': 'A', 'probability': 0.97, 'top': [['A', 0.97], ...], ...}, ...]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from handwritten import images as imgs
+from handwritten.errors import HandwrittenError
+
+ONNX_META_KEY = "handwritten"  # the metadata_props entry holding the model's metadata as JSON
+
+
+def read_onnx_meta(path: str | os.PathLike) -> dict:
+    """The metadata an exported ``.onnx`` file carries (see ``handwritten.export``)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, OSError ... for a bad file
+        raise HandwrittenError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if ONNX_META_KEY not in props:
+        raise HandwrittenError(f"{path}: an ONNX model without handwritten metadata (export it with 'handwritten export')")
+    return json.loads(props[ONNX_META_KEY])
+
+
+class Recognizer:
+    """A model loaded once, ready to recognise images.
+
+    Args:
+        model_path: a ``.h5``, ``.keras`` or ``.onnx`` model written by this package (or a
+            ``.h5`` of the original script).
+        max_pixels: images with more pixels are refused before they are decoded.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, max_pixels: int = imgs.MAX_PIXELS):
+        self.path = Path(model_path)
+        self.max_pixels = max_pixels
+        self._lock = threading.Lock()  # one inference at a time on a Keras model shared by server threads
+        if self.path.suffix == ".onnx":
+            if not self.path.is_file():
+                raise HandwrittenError(f"{self.path}: model file not found")
+            import onnxruntime
+
+            self.meta = read_onnx_meta(self.path)
+            try:
+                self._session = onnxruntime.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+            except Exception as exc:
+                raise HandwrittenError(f"{self.path}: onnxruntime cannot run this model ({exc})") from None
+            self._input = self._session.get_inputs()[0].name
+            self._model = None
+        else:
+            from handwritten.modelio import check_model_path, load_model
+
+            check_model_path(self.path)
+            self._model, self.meta = load_model(self.path, compile=False)
+            self._session = None
+        self.mapping: str = self.meta["mapping"]
+        self.framing: dict = imgs.framing_from_meta(self.meta)
+        self.orientation: str = self.meta.get("orientation", "upright")
+
+    def info(self) -> dict:
+        """What the model is: name, classes, mapping, parameter count, test accuracy, and how it frames input."""
+        params = self.meta.get("params")
+        if params is None and self._model is not None:
+            params = int(self._model.count_params())
+        return {
+            "name": self.meta.get("model_name", self.path.stem),
+            "classes": len(self.mapping),
+            "mapping": self.mapping,
+            "params": params,
+            "test_accuracy": self.meta.get("test_accuracy"),
+            "split": self.meta.get("split"),
+            "synthetic": self.meta.get("synthetic"),
+            "framing": self.framing,
+            "orientation": self.orientation,
+            "format": "onnx" if self._session is not None else self.path.suffix.lstrip("."),
+        }
+
+    def predict_arrays(self, x_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities ``(N, classes)`` for upright uint8 ``(N, 28, 28)`` images already framed."""
+        x = np.asarray(x_uint8)
+        out = np.zeros((len(x), len(self.mapping)), np.float32)
+        for start in range(0, len(x), batch_size):
+            batch = imgs.model_input(x[start:start + batch_size], self.orientation)
+            if self._session is not None:
+                out[start:start + len(batch)] = self._session.run(None, {self._input: batch})[0]
+            else:
+                with self._lock:
+                    out[start:start + len(batch)] = np.asarray(self._model(batch, training=False))
+        return out
+
+    def _result(self, name: str, probs: np.ndarray, top: int) -> dict:
+        order = np.argsort(-probs)[: max(1, min(top, len(self.mapping)))]
+        return {
+            "image": name,
+            "character": self.mapping[order[0]],
+            "probability": float(probs[order[0]]),
+            "top": [[self.mapping[k], float(probs[k])] for k in order],
+        }
+
+    def predict(self, images, top: int = 5, names: list[str] | None = None) -> list[dict]:
+        """Recognise one character in each image.
+
+        Args:
+            images: one image or a list; each a path, bytes, a file object, a PIL image or an
+                array (any size, colour or grey, dark on light or light on dark).
+            top: how many alternatives to list.
+            names: how to name each image in results and errors (default: its path, else "image N").
+
+        Returns:
+            Per image, in order: ``image``, ``character``, ``probability``, ``top``
+            ([[character, probability], ...]) and ``input`` (the uint8 28x28 upright image the
+            model saw); or ``image`` and ``error`` for an image that could not be read.
+        """
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        results, framed = [], []
+        for i, source in enumerate(images):
+            name = names[i] if names else (str(source) if isinstance(source, (str, os.PathLike)) else f"image {i + 1}")
+            try:
+                x = imgs.preprocess(source, self.framing, name=name, max_pixels=self.max_pixels)
+                results.append({"image": name, "input": x})
+                framed.append(x)
+            except HandwrittenError as exc:
+                results.append({"image": name, "error": str(exc)})
+        probs = iter(self.predict_arrays(np.stack(framed)) if framed else [])
+        for r in results:
+            if "input" in r:
+                x = r.pop("input")
+                r.update(self._result(r["image"], next(probs), top), input=x)
+        return results
+
+    def read_line(self, image, top: int = 3, name: str | None = None) -> dict:
+        """Read a line of separately written characters, left to right.
+
+        Returns:
+            ``image``, ``text`` (spaces where a gap is much wider than the typical one) and
+            ``characters``: per character ``character``, ``probability``, ``top``, ``box``
+            [x0, y0, x1, y1] in the image's pixels, ``space_before`` and ``input``.
+
+        Raises:
+            HandwrittenError: the image cannot be read or holds no ink.
+        """
+        name = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
+        ink, parts = imgs.segment_line(image, name=name, max_pixels=self.max_pixels)
+        framed = np.stack([imgs.frame(ink, p["mask"], self.framing) for p in parts])
+        probs = self.predict_arrays(framed)
+        characters, text = [], ""
+        for p, x, pr in zip(parts, framed, probs):
+            r = self._result(name, pr, top)
+            del r["image"]
+            r.update(box=p["box"], space_before=p["space_before"], input=x)
+            characters.append(r)
+            text += (" " if p["space_before"] else "") + r["character"]
+        return {"image": name, "text": text, "characters": characters}
+
+
+def predict(model, images, top: int = 5) -> list[dict]:
+    """Recognise one character per image with ``model`` (a path or a :class:`Recognizer`).
+
+    See :meth:`Recognizer.predict` for what ``images`` may be and what comes back.
+    """
+    recognizer = model if isinstance(model, Recognizer) else Recognizer(model)
+    return recognizer.predict(images, top=top)
+
+
+def _public(result: dict) -> dict:
+    """A result as JSON can carry it: without the arrays the model saw."""
+    out = {k: v for k, v in result.items() if k != "input"}
+    if "characters" in out:
+        out["characters"] = [_public(c) for c in out["characters"]]
+    return out
+
+
+def _show(result: dict) -> str:
+    alternatives = ", ".join(f"{c} {p:.1%}" for c, p in result["top"][1:])
+    return f"{result['character']} ({result['probability']:.1%})" + (f"  then {alternatives}" if alternatives else "")
+
+
+def run_predict(args) -> int:
+    if args.top is not None and args.top < 1:
+        raise HandwrittenError(f"--top must be at least 1, got {args.top}")
+    recognizer = Recognizer(args.model)
+    failed = 0
+    if args.line:
+        top = args.top or 3
+        for path in args.images:
+            try:
+                result = recognizer.read_line(path, top=top, name=path)
+            except HandwrittenError as exc:
+                result = {"image": path, "error": str(exc)}
+            failed += "error" in result
+            if args.json:
+                print(json.dumps(_public(result)), flush=True)
+            elif "error" in result:
+                print(f"handwritten predict: error: {result['error']}", file=sys.stderr)
+            else:
+                print(f"{path}: {result['text']}")
+                for c in result["characters"]:
+                    print(f"  {c['character']} {c['probability']:6.1%}  box {c['box']}")
+        return 1 if failed else 0
+    results = recognizer.predict(args.images, top=args.top or 5, names=args.images)
+    for result in results:
+        failed += "error" in result
+        if args.json:
+            print(json.dumps(_public(result)))
+        elif "error" in result:
+            print(f"handwritten predict: error: {result['error']}", file=sys.stderr)
+        else:
+            print(f"{result['image']}: {_show(result)}")
+    return 1 if failed else 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="recognise the character in each image (or a line of characters with --line)",
+        description="Recognise handwritten characters in your own images: PNG, JPEG, BMP, GIF or anything Pillow "
+        "opens, any size, dark ink on light paper or light on dark. Exit status 1 if any image failed.",
+    )
+    p.add_argument("model", help="model file (.keras, .h5 or .onnx)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--top", type=int, default=None,
+                   help="how many alternatives to show (default: %(default)s, meaning 5, or 3 with --line)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per image (default: %(default)s)")
+    p.add_argument("--line", action="store_true",
+                   help="each image is a line of separate characters; read them left to right (default: %(default)s)")
+    p.set_defaults(run=run_predict)

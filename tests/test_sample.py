@@ -1,0 +1,145 @@
+"""The offline synthetic sample: layout, determinism, upright drawing, EMNIST framing, the command."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from handwritten import emnist
+from handwritten.cli import main
+from handwritten.errors import DataError
+from handwritten.idx import read_idx
+from handwritten.sample import MAPPING, frame_like_emnist, render_character, write_sample
+
+FILES = [
+    "emnist-byclass-train-images-idx3-ubyte.gz", "emnist-byclass-train-labels-idx1-ubyte.gz",
+    "emnist-byclass-test-images-idx3-ubyte.gz", "emnist-byclass-test-labels-idx1-ubyte.gz",
+    "emnist-byclass-mapping.txt", emnist.SYNTHETIC_MARKER,
+]
+
+
+def test_layout_and_marker(sample_dir):
+    assert sorted(p.name for p in sample_dir.iterdir()) == sorted(FILES)
+    marker = (sample_dir / emnist.SYNTHETIC_MARKER).read_text()
+    assert "NOT EMNIST" in marker and "seed: 0" in marker and "train images per class: 60" in marker
+    lines = (sample_dir / "emnist-byclass-mapping.txt").read_text().splitlines()
+    assert lines[0] == "0 48" and lines[10] == "10 65" and lines[61] == "61 122" and len(lines) == 62
+
+
+def test_loads_as_byclass_with_every_class(sample_dir):
+    data = emnist.load(sample_dir)
+    assert data.split.name == "byclass" and data.synthetic and data.transposed
+    assert data.x_train.shape == (62 * 60, 28, 28) and data.x_test.shape == (62 * 10, 28, 28)
+    np.testing.assert_array_equal(np.bincount(data.y_train, minlength=62), 60)
+    np.testing.assert_array_equal(np.bincount(data.y_test, minlength=62), 10)
+    # Shuffled, so the first tenth of the file still holds most classes.
+    assert len(set(np.asarray(data.y_train[:372]).tolist())) > 50
+    # Ink bright on dark, full range, like EMNIST.
+    assert data.x_train.max() == 255 and np.median(data.x_train) == 0
+
+
+def test_files_store_images_transposed(sample_dir):
+    stored = read_idx(sample_dir / "emnist-byclass-test-images-idx3-ubyte.gz")
+    data = emnist.load(sample_dir)
+    np.testing.assert_array_equal(stored.transpose(0, 2, 1), data.x_test)
+    assert not np.array_equal(stored, data.x_test)
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
+    a = write_sample(tmp_path / "a", train_per_class=2, test_per_class=1, seed=5)
+    b = write_sample(tmp_path / "b", train_per_class=2, test_per_class=1, seed=5)
+    c = write_sample(tmp_path / "c", train_per_class=2, test_per_class=1, seed=6)
+    for name in FILES:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert (a / FILES[0]).read_bytes() != (c / FILES[0]).read_bytes()
+
+
+def test_classes_can_be_told_apart(sample_dir):
+    """A nearest-centroid classifier beats chance (1/62) by far: the labels match the drawings."""
+    data = emnist.load(sample_dir)
+    x = np.asarray(data.x_train, np.float32).reshape(len(data.x_train), -1)
+    xt = np.asarray(data.x_test, np.float32).reshape(len(data.x_test), -1)
+    centroids = np.stack([x[data.y_train == k].mean(axis=0) for k in range(62)])
+    predicted = ((xt[:, None, :] - centroids[None]) ** 2).sum(axis=-1).argmin(axis=1)
+    assert (predicted == data.y_test).mean() > 0.25
+
+
+@pytest.mark.parametrize("hershey_share", [1.0, 0.0])  # stroke fonts, then outline fonts
+def test_render_character_is_upright(hershey_share):
+    """'L' has its stem on the left and its foot at the bottom; transposed, both would move."""
+    rng = np.random.default_rng(0)
+    images = np.stack([render_character("L", rng, hershey_share=hershey_share) for _ in range(20)])
+    assert images.shape == (20, 28, 28) and (images.max(axis=(1, 2)) == 255).all()
+    # On average over the faces (a script L curls, so single drawings may not show it).
+    mean = images.astype(float).mean(axis=0)
+    assert mean[:, :14].sum() > 1.3 * mean[:, 14:].sum()
+    assert mean[14:].sum() > 1.3 * mean[:14].sum()
+
+
+def test_render_character_is_deterministic_and_varied():
+    a = [render_character(c, np.random.default_rng(3)) for c in "a7"]
+    b = [render_character(c, np.random.default_rng(3)) for c in "a7"]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    rng = np.random.default_rng(3)
+    draws = [render_character("a", rng) for _ in range(5)]
+    assert len({d.tobytes() for d in draws}) == 5
+    assert all(d.dtype == np.uint8 for d in draws)
+
+
+def test_render_character_refuses_other_characters():
+    with pytest.raises(DataError, match=r"cannot render '\?': only 0-9, A-Z and a-z are drawn"):
+        render_character("?", np.random.default_rng(0))
+
+
+def test_framing_follows_the_emnist_paper():
+    """Cohen et al. 2017: blur, crop to the ink, centre in a square keeping the aspect ratio, pad 2, 28x28, 0..255."""
+    image = np.zeros((120, 100), np.float32)
+    image[70:80, 10:50] = 1.0  # a wide bar, off centre, 4:1
+    framed = frame_like_emnist(image)
+    assert framed.shape == (28, 28) and framed.dtype == np.uint8 and framed.max() == 255
+    rows = np.flatnonzero(framed.max(axis=1) > 25)
+    cols = np.flatnonzero(framed.max(axis=0) > 25)
+    # The long side fills the frame but for the padding; the short side keeps the 4:1 ratio...
+    assert cols[0] <= 2 and cols[-1] >= 25
+    assert 4 <= len(rows) <= 9
+    # ...and is centred.
+    assert abs((rows[0] + rows[-1]) / 2 - 13.5) <= 1
+    # The padding leaves the border dark.
+    assert framed[0].max() < 60 and framed[:, 0].max() < 60
+    # The blur makes soft edges: there are intermediate grey levels.
+    assert ((framed > 30) & (framed < 220)).sum() >= 20
+
+
+def test_framing_refuses_a_blank_image():
+    with pytest.raises(DataError, match="holds no ink"):
+        frame_like_emnist(np.zeros((50, 50)))
+
+
+def test_write_sample_refuses_real_emnist_files(tmp_path):
+    (tmp_path / "emnist-byclass-train-images-idx3-ubyte.gz").write_bytes(b"real data")
+    with pytest.raises(DataError, match="holds EMNIST byclass files that are not a synthetic sample; "
+                                        "choose another --dir"):
+        write_sample(tmp_path, train_per_class=1, test_per_class=1)
+    assert (tmp_path / "emnist-byclass-train-images-idx3-ubyte.gz").read_bytes() == b"real data"
+
+
+def test_write_sample_refuses_zero_images(tmp_path):
+    with pytest.raises(DataError, match="need at least one image per class, got train_per_class=0"):
+        write_sample(tmp_path, train_per_class=0, test_per_class=1)
+
+
+def test_cli_writes_to_emnist_in_the_working_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["sample", "--train-per-class", "2", "--test-per-class", "1", "--seed", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote a SYNTHETIC sample (not EMNIST) to emnist: 62 classes, 124 train + 62 test images, seed 4" in out
+    data = emnist.load()  # found by the seed convention, ./emnist
+    assert data.synthetic and (tmp_path / "emnist" / FILES[0]).is_file()
+    assert main(["inspect", "emnist"]) == 0
+    assert "note: this is the synthetic offline sample, not EMNIST" in capsys.readouterr().out
+
+
+def test_cli_reports_a_bad_folder(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["sample", "--dir", str(tmp_path / "file"), "--train-per-class", "1"]) == 2
+    assert "handwritten sample: error: " in capsys.readouterr().err
