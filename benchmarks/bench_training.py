@@ -27,28 +27,46 @@ TARGET = 1.5  # model_2: ours at least this many times the original way's sample
 
 
 def _ours(name: str, data: str, part: float, epochs: int, out: Path) -> dict:
+    from handwritten.modelio import read_meta
     from handwritten.train import create_model
 
     result = create_model(name, str(out), part, data=data, epochs=epochs, seed=0, verbose=0)
-    per_epoch = result.get("history", {}).get("samples_per_second") or [result["samples_per_second"]]
+    per_epoch = [float(e["samples_per_second"]) for e in read_meta(out)["history"]]
     return {
-        "samples_per_second": float(per_epoch[-1]),
-        "per_epoch": [float(v) for v in per_epoch],
+        "samples_per_second": per_epoch[-1],
+        "per_epoch": per_epoch,
         "test_accuracy": float(result["test_accuracy"]),
         "epochs": len(per_epoch),
-        "batch_size": result.get("batch_size"),
+        "train_samples": result["train_samples"],
+        "batch_size": result["config"]["batch_size"],
+        "augment": result["config"]["augment"],
     }
+
+
+def _optimizer(name: str, steps: int):
+    """The optimizer ``handwritten.train`` gives ``name`` (one-cycle: warm-up, then cosine decay)."""
+    import keras
+
+    from handwritten.train import DEFAULTS, GENERIC
+
+    s = DEFAULTS.get(name, GENERIC)
+    rate, warm = s["learning_rate"], int(steps * s["warmup"])
+    schedule = keras.optimizers.schedules.CosineDecay(
+        rate * (0.1 if warm else 1.0), max(1, steps - warm), alpha=0.01,
+        warmup_target=rate if warm else None, warmup_steps=warm)
+    if s["weight_decay"]:
+        return keras.optimizers.AdamW(schedule, weight_decay=s["weight_decay"])
+    return keras.optimizers.Adam(schedule)
 
 
 def _original(name: str, data: str, part: float, epochs: int) -> dict:
     import original
     from handwritten.models import MODELS
-    from handwritten.train import make_optimizer
 
     x_train, y_train, x_test, y_test, classes = original.load_float(data, part)
     model = MODELS[name](classes, x_train.shape[1:])
     steps = epochs * -(-len(x_train) // 64)
-    model.compile(optimizer=make_optimizer(name, steps), loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=_optimizer(name, steps), loss="categorical_crossentropy", metrics=["accuracy"])
     clock = original.fit(model, x_train, y_train, epochs=epochs, batch_size=64)
     accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)[1]
     per_epoch = [e["samples_per_second"] for e in clock["epochs"]]
@@ -57,7 +75,9 @@ def _original(name: str, data: str, part: float, epochs: int) -> dict:
         "per_epoch": per_epoch,
         "test_accuracy": float(accuracy),
         "epochs": len(per_epoch),
+        "train_samples": len(x_train),
         "batch_size": 64,
+        "augment": False,
     }
 
 
@@ -95,7 +115,8 @@ def main() -> int:
     for name in ("model_2", "model_1"):
         ours, orig = runs[f"{name}-ours"], runs[f"{name}-original"]
         ratio = ours["samples_per_second"] / orig["samples_per_second"]
-        note = (f"ours {ours['samples_per_second']:,.0f} samples/s (batch {ours['batch_size']}), test accuracy "
+        note = (f"ours {ours['samples_per_second']:,.0f} samples/s (batch {ours['batch_size']}"
+                f"{', with augmentation' if ours['augment'] else ''}), test accuracy "
                 f"{ours['test_accuracy']:.3f}; original way {orig['samples_per_second']:,.0f} samples/s (batch 64), "
                 f"test accuracy {orig['test_accuracy']:.3f}; {epochs} epochs on {parts[name]:.0%} of the training set")
         if name == "model_2":

@@ -66,18 +66,21 @@ def fit(model, x_train, y_train, *, epochs: int = 1, seconds: float | None = Non
     class Clock(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.start = time.perf_counter()
-            self.epochs, self.batches = [], 0
+            self.epochs = []
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.epoch_start, self.batches = time.perf_counter(), 0
+            self.epoch_start = self.last = time.perf_counter()
+            self.batches = 0
 
         def on_train_batch_end(self, batch, logs=None):
+            self.last = time.perf_counter()
             self.batches += 1
-            if seconds is not None and time.perf_counter() - self.start > seconds:
+            if seconds is not None and self.last - self.start > seconds:
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
-            elapsed = time.perf_counter() - self.epoch_start
+            # First batch to last, as handwritten.train counts it, so the two rates compare.
+            elapsed = self.last - self.epoch_start
             samples = min(self.batches * batch_size, len(x_train))
             self.epochs.append({"seconds": elapsed, "samples": samples, "samples_per_second": samples / elapsed})
 

@@ -57,13 +57,10 @@ def png_header(width: int, height: int) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def recognizer(request):
-    import os, sys  # TEMPORARY stand-in until handwritten.predict exists
+def recognizer(trained_model):
     from handwritten.predict import Recognizer
-    if os.environ.get("STANDIN"):
-        return Recognizer("/tmp/srv/m.keras")
 
-    return Recognizer(request.getfixturevalue("trained_model"))
+    return Recognizer(trained_model)
 
 
 @pytest.fixture(scope="session")
@@ -254,9 +251,11 @@ def test_a_body_that_stops_arriving_gets_408(recognizer):
     app = create_app(recognizer, read_timeout=0.5)
     sent = []
 
-    async def receive(first=[True]):
-        if first.pop() if first else False:
-            return {"type": "http.request", "body": b"\x89PNG\r\n", "more_body": True}
+    parts = [{"type": "http.request", "body": b"\x89PNG\r\n", "more_body": True}]
+
+    async def receive():
+        if parts:
+            return parts.pop()
         await asyncio.sleep(3600)  # the client has gone quiet
 
     async def send(message):
@@ -335,5 +334,4 @@ def test_schema_fuzz_finds_no_server_error(api_schema, method, path):
         case.validate_response(response, checks=checks)
 
     fuzz()
-    print(method, path, sorted(__import__("collections").Counter(statuses).items()))
     assert statuses and max(statuses) < 500

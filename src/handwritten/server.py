@@ -186,12 +186,17 @@ async def read_upload(request, max_bytes: int, timeout: float = READ_TIMEOUT_S) 
 
 
 async def _read_capped(request, limit: int, max_bytes: int) -> bytes:
+    from starlette.requests import ClientDisconnect
+
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, f"body too large: over {max_bytes} bytes, the limit")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(413, f"body too large: over {max_bytes} bytes, the limit")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise RequestError(400, "the client disconnected before sending the whole body") from None
     return b"".join(chunks)
 
 

@@ -222,6 +222,24 @@ def _print_summary(s: dict) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _adapt_to_multiworker(model, strategy, batch) -> None:
+    """Work around Keras 3's ``fit`` under MultiWorkerMirroredStrategy (tensorflow/tensorflow#72388).
+
+    Keras reduces each step's logs across workers with ``axis=0``, which fails for scalar
+    metrics, and reduces a whole (x, y) batch in one call before the first step. Metrics are
+    already synchronised across workers, so giving them one axis changes no value; the model's
+    optimizer and metrics are built from one plain batch instead.
+    """
+    import tensorflow as tf
+
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+        setattr(model, name, lambda data, step=step: {k: tf.reshape(v, [1]) for k, v in step(data).items()})
+
+
 def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run: bool, text: bool,
          resume_hint: str | None) -> dict:
     """Train under ``settings`` and save to ``out``; the shared body of train and fine-tune."""
@@ -348,6 +366,8 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
     if chief and not dry_run:
         ckpt.remove_stale_temporaries(cpath)
         ckpt.remove_stale_temporaries(out)
+    if settings.distribute == "multiworker":
+        _adapt_to_multiworker(model, strategy, next(iter(train_ds)))
     fit_started = time.perf_counter()
     with ckpt.StopRequest(verbose) as stop:
         if initial_epoch < settings.epochs:

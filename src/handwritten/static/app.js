@@ -21,7 +21,7 @@ let mode = "char";
 let inked = false; // something to read: strokes or an uploaded image
 let upload = null; // the uploaded file, sent as it is until someone draws over it
 let fit = { scale: 1, dx: 0, dy: 0 }; // where the uploaded image sits on the canvas
-let timer = 0;
+let timer = 0; // the debounce timer; 0 when none is pending
 let sent = 0; // requests sent; an answer to an older one than the newest shown is dropped
 let shown = 0;
 let busy = false;
@@ -129,7 +129,16 @@ function showUpload(file) {
 
 function schedule(ms) {
   clearTimeout(timer);
-  timer = setTimeout(send, ms);
+  timer = setTimeout(() => {
+    timer = 0;
+    send();
+  }, ms);
+  mark();
+}
+
+// "idle" once every drawing has been answered: tests and scripts driving the page wait for it.
+function mark() {
+  document.body.dataset.state = timer || busy || again ? "working" : "idle";
 }
 
 function canvasBlob() {
@@ -137,13 +146,13 @@ function canvasBlob() {
 }
 
 async function send() {
-  if (!inked) return;
+  if (!inked) return mark();
   if (busy) {
     again = true; // one request at a time; the newest drawing goes next
-    return;
+    return mark();
   }
   busy = true;
-  document.body.dataset.busy = "1";
+  mark();
   const m = MODES[mode];
   const requestEpoch = epoch;
   const id = ++sent;
@@ -168,15 +177,16 @@ async function send() {
       status("");
     }
   } catch (err) {
+    clearResults(); // an answer about an earlier image must not look like this one's
     status(err.message || String(err), true);
   } finally {
     busy = false;
-    document.body.dataset.busy = "";
     document.body.dataset.answers = String(id);
     if (again) {
       again = false;
       schedule(0);
     }
+    mark();
   }
 }
 
@@ -247,9 +257,11 @@ function status(text, error = false) {
 
 function clearAll() {
   clearTimeout(timer);
+  timer = 0;
   epoch += 1;
   resetCanvas();
   clearResults();
+  mark();
 }
 
 function setMode(next) {

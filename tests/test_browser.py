@@ -1,0 +1,192 @@
+"""The page in a real browser: headless Chromium driven by Playwright against a local server.
+
+The test draws strokes with the mouse, checks that the page shows what the API answers for
+that very drawing (character, the top-5 bars, the 28x28 image), uploads an image, shows an
+error, clears, reads a line, and takes a screenshot. Set HANDWRITTEN_SCREENSHOT=path to keep
+the screenshot (the README's comes from here). The browser may reach only the local server.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# Strokes in canvas pixels (the character canvas is 280x280, the line canvas 840x240).
+A = [[(80, 235), (140, 45), (200, 235)], [(103, 160), (177, 160)]]
+LINE = [
+    [(60, 70), (95, 40), (95, 200)],  # 1
+    [(230, 45), (330, 45), (265, 200)],  # 7
+    [(430, 40), (430, 200), (510, 200)],  # L
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        reason = f"Chromium not found at {CHROMIUM} (make test installs Debian's chromium with apt when run as root)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(trained_model):
+    """The app under uvicorn in a thread of this process, on a free 127.0.0.1 port."""
+    import uvicorn
+
+    from handwritten.server import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(trained_model), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1000, "height": 600})
+    problems, outside = [], []
+    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+    def only_local(route):
+        if route.request.url.startswith(server + "/") or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(server + "/")
+    page.wait_for_function("document.querySelector('#model').textContent.startsWith('model ')")
+    yield page
+    page.close()
+    assert not outside, f"the page tried to reach {outside}"
+    assert not [p for p in problems if "status of 4" not in p], problems  # 4xx answers are tested on purpose
+
+
+def strokes(page, lines) -> None:
+    box = page.locator("#canvas").bounding_box()
+    sx, sy = box["width"] / page.evaluate("canvas.width"), box["height"] / page.evaluate("canvas.height")
+    for line in lines:
+        page.mouse.move(box["x"] + line[0][0] * sx, box["y"] + line[0][1] * sy)
+        page.mouse.down()
+        for x, y in line[1:]:
+            page.mouse.move(box["x"] + x * sx, box["y"] + y * sy, steps=12)
+        page.mouse.up()
+
+
+def settle(page) -> None:
+    page.wait_for_function("document.body.dataset.state === 'idle' && document.body.dataset.answers")
+
+
+def canvas_png(page) -> bytes:
+    url = page.evaluate("canvas.toDataURL('image/png')")
+    return base64.b64decode(url.split(",", 1)[1])
+
+
+def api(server: str, path: str, data: bytes) -> dict:
+    import httpx
+
+    r = httpx.post(server + path, content=data, headers={"content-type": "image/png"}, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def shown_bars(page) -> list[dict]:
+    return page.evaluate(
+        """[...document.querySelectorAll('#bars li')].map(li => ({
+            character: li.dataset.character, probability: Number(li.dataset.probability),
+            fill: li.querySelector('.fill').getBoundingClientRect().width,
+            track: li.querySelector('.track').getBoundingClientRect().width}))"""
+    )
+
+
+def check_shows(page, expected: dict) -> None:
+    """The page shows ``expected`` (the API's answer): character, five bars, the 28x28 image."""
+    assert page.inner_text("#prediction") == expected["character"]
+    bars = shown_bars(page)
+    assert [b["character"] for b in bars] == [c["character"] for c in expected["top"]]
+    assert len(bars) == 5
+    for bar, c in zip(bars, expected["top"]):
+        assert bar["probability"] == pytest.approx(c["probability"], abs=1e-6)
+        assert bar["fill"] / bar["track"] == pytest.approx(max(c["probability"], 2 / bar["track"]), abs=0.02)
+    assert page.get_attribute("#seen", "src") == "data:image/png;base64," + expected["input_png"]
+    assert page.evaluate("document.querySelector('#seen').naturalWidth") == 28
+
+
+@pytest.mark.slow
+def test_draw_upload_clear_and_read_a_line(page, server, tmp_path):
+    # Draw an A with the mouse: the page shows what the API says about this very drawing.
+    strokes(page, A)
+    settle(page)
+    drawn = canvas_png(page)
+    assert Image.open(io.BytesIO(drawn)).convert("L").getextrema() == (17, 255)  # ink on white
+    check_shows(page, api(server, "/api/predict?top=5", drawn))
+    shot = tmp_path / "page.png"
+    page.screenshot(path=str(shot))
+    assert Image.open(shot).size == (1000, 600)
+    if os.environ.get("HANDWRITTEN_SCREENSHOT"):
+        page.screenshot(path=os.environ["HANDWRITTEN_SCREENSHOT"])
+
+    # Upload an image file: it is sent as it is and the answer shown.
+    image = Image.new("L", (120, 160), 255)
+    ImageDraw.Draw(image).line([(20, 20), (100, 20), (50, 140)], fill=0, width=12)
+    upload = tmp_path / "seven.png"
+    image.save(upload)
+    page.set_input_files("#file", str(upload))
+    page.wait_for_function("document.body.dataset.answers === '%d'" % (int(page.evaluate("document.body.dataset.answers")) + 1))
+    settle(page)
+    check_shows(page, api(server, "/api/predict?top=5", upload.read_bytes()))
+
+    # Something that is not an image: the server's message is shown, not a stale answer.
+    bad = tmp_path / "notes.png"
+    bad.write_text("not really a picture")
+    page.set_input_files("#file", str(bad))
+    page.wait_for_function("document.querySelector('#status').classList.contains('error')")
+    assert "not an image" in page.inner_text("#status")
+    assert page.inner_text("#prediction") == "?" and shown_bars(page) == []
+
+    # Clear: a white canvas and no answer.
+    page.click("#clear")
+    settle(page)
+    assert page.inner_text("#prediction") == "?" and shown_bars(page) == []
+    assert page.inner_text("#status") == ""
+    assert Image.open(io.BytesIO(canvas_png(page))).convert("L").getextrema() == (255, 255)
+
+    # Line mode: three characters, read left to right as the API reads them.
+    page.check('input[value="line"]')
+    assert page.evaluate("[canvas.width, canvas.height]") == [840, 240]
+    strokes(page, LINE)
+    settle(page)
+    expected = api(server, "/api/predict/line?top=3", canvas_png(page))
+    assert len(expected["characters"]) == 3
+    assert page.get_attribute("#text", "data-text") == expected["text"]
+    shown = page.evaluate("[...document.querySelectorAll('#chars li')].map(li => li.dataset.character)")
+    assert shown == [c["character"] for c in expected["characters"]]

@@ -1,0 +1,142 @@
+"""``handwritten serve`` as users run it: a uvicorn server in its own process on 127.0.0.1.
+
+A second process (benchmarks/server_load.py) sends a few thousand prediction requests from
+concurrent clients; the test asserts only that none failed. Its figures (requests per second,
+p50/p99 latency) are printed, and belong in benchmarks, not in assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LOAD = ROOT / "benchmarks" / "server_load.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, timeout: float = 10) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+def post(url: str, body: bytes, timeout: float = 30) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "image/png"}, method="POST")
+    with urllib.request.urlopen(request, timeout=timeout) as r:
+        return r.status, json.loads(r.read())
+
+
+def serve(*args: str, log: Path) -> subprocess.Popen:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    with open(log, "w") as f:
+        return subprocess.Popen([sys.executable, "-m", "handwritten", "serve", *args], stdout=f, stderr=subprocess.STDOUT, env=env)
+
+
+@pytest.fixture(scope="module")
+def server(trained_model, tmp_path_factory):
+    """``handwritten serve`` on a free port; its URL. Stopped when the module's tests are done."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    process = serve(str(trained_model), "--port", str(port), "--quiet", log=log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180  # TensorFlow's import is slow on a busy machine
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"handwritten serve exited with status {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if get(url + "/healthz", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"handwritten serve did not answer within 180 s:\n{log.read_text()[-3000:]}")
+                time.sleep(0.25)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    assert process.returncode in (0, -15), log.read_text()[-3000:]  # a clean shutdown on SIGTERM
+
+
+def drawing() -> bytes:
+    sys.path.insert(0, str(LOAD.parent))
+    try:
+        from server_load import drawings
+    finally:
+        sys.path.remove(str(LOAD.parent))
+    return drawings()[0]
+
+
+def test_serves_page_and_api_on_localhost(server):
+    status, page = get(server + "/")
+    assert status == 200 and b'id="canvas"' in page
+    status, body = post(server + "/api/predict?top=3", drawing())
+    assert status == 200 and len(body["top"]) == 3 and body["input_png"]
+    info = json.loads(get(server + "/api/model")[1])
+    assert body["character"] in info["mapping"]
+
+
+@pytest.mark.slow
+def test_load_from_a_second_process_has_no_errors(server):
+    cmd = [sys.executable, str(LOAD), "--url", server, "--requests", "2000", "--concurrency", "8", "--time-limit", "240"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    result = json.loads(run.stdout)
+    print(json.dumps(result))  # the figures, for the record (pytest -s or -rA shows them)
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["completed"] == 2000 and result["statuses"] == {"200": 2000}
+    assert run.returncode == 0, run.stderr
+    # The server is still healthy afterwards.
+    assert get(server + "/healthz")[0] == 200
+
+
+def test_a_stalled_upload_does_not_stall_other_requests(server):
+    port = int(server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as stalled:
+        # Promise 100 kB, send a few bytes, and go quiet while others are served.
+        stalled.sendall(
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+            b"Content-Length: 100000\r\n\r\n\x89PNG\r\n"
+        )
+        for _ in range(3):
+            status, body = post(server + "/api/predict", drawing(), timeout=30)
+            assert status == 200 and body["character"]
+        assert get(server + "/healthz")[0] == 200
+
+
+def test_serve_reports_bad_arguments_without_a_traceback(tmp_path):
+    for args, words in (
+        ([str(tmp_path / "missing.keras")], "model file not found"),
+        ([str(tmp_path / "model.txt")], "must end in"),
+        ([str(tmp_path / "missing.keras"), "--port", "70000"], "--port 70000"),
+        ([str(tmp_path / "missing.keras"), "--max-mb", "0"], "must be positive"),
+    ):
+        run = subprocess.run(
+            [sys.executable, "-m", "handwritten", "serve", *args], capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 2, run.stderr
+        assert words in run.stderr and "handwritten serve: error:" in run.stderr
+        assert "Traceback" not in run.stderr
+
+
+def test_serve_help_shows_defaults():
+    env = dict(os.environ, COLUMNS="200")  # no line breaks inside a default
+    run = subprocess.run([sys.executable, "-m", "handwritten", "serve", "--help"], capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 0
+    for words in ("--host", "(default: 127.0.0.1)", "(default: 8000)", "(default: 10.0)", "(default: 20.0)"):
+        assert words in run.stdout
