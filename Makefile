@@ -24,6 +24,11 @@ demo: install
 	$(BIN)/handwritten sample --dir demo/emnist
 	$(BIN)/handwritten train --model model_2 --data demo/emnist --epochs 1 --out demo/model_2.keras
 	$(BIN)/handwritten evaluate demo/model_2.keras --data demo/emnist --report demo/report
+	$(BIN)/python scripts/demo_images.py --dir demo/images
+	$(BIN)/handwritten predict demo/model_2.keras demo/images/char-*.png
+	$(BIN)/handwritten predict demo/model_2.keras demo/images/line.png --line
+	@echo "demo: model in demo/model_2.keras, report in demo/report/index.html;" \
+	      "try it in a browser with: $(BIN)/handwritten serve demo/model_2.keras"
 
 test: install-test
 	-bash scripts/system-deps.sh
