@@ -164,8 +164,8 @@ def start_server(model: str, port: int, log) -> subprocess.Popen:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8000 (default: %(default)s)")
-    where.add_argument("--model", help="start 'handwritten serve MODEL' on a free 127.0.0.1 port (default: %(default)s)")
+    where.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8000")
+    where.add_argument("--model", help="start 'handwritten serve MODEL' on a free 127.0.0.1 port and stop it afterwards")
     p.add_argument("--requests", type=int, default=2000, help="requests to send (default: %(default)s)")
     p.add_argument("--concurrency", type=int, default=8, help="clients sending at once (default: %(default)s)")
     p.add_argument("--time-limit", type=float, default=300.0, help="stop sending after this many seconds (default: %(default)s)")
@@ -183,11 +183,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.model:
             process = start_server(args.model, urlsplit(url).port, subprocess.DEVNULL)
         wait_until_up(url, process, args.start_timeout)
+        # Figures from a busy machine are not comparable with those from an idle one.
+        machine = {"cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2), "platform": sys.platform}
         # One request first, so model warm-up (graph tracing) is not counted as latency.
         warm = run_load(url, 1, 1, args.time_limit, args.endpoint)
         result = run_load(url, args.requests, args.concurrency, args.time_limit, args.endpoint)
         result["warm_up_ms"] = warm["latency_ms"]["max"]
         result["errors"] += warm["errors"]
+        result["machine"] = machine
     finally:
         if process is not None:
             process.terminate()

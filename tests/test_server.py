@@ -21,6 +21,9 @@ from PIL import Image, ImageDraw
 
 from handwritten.server import ModelWorker, create_app
 
+# Starlette's test client asks for a successor of httpx that the project does not use.
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+
 # Strokes of a few characters on a 100x100 sheet: (x, y) polylines.
 GLYPHS = {
     "A": [[(20, 90), (50, 10), (80, 90)], [(32, 60), (68, 60)]],

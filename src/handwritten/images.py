@@ -204,13 +204,42 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
         return _reduce(_to_grey(im))
     except HandwrittenError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise HandwrittenError(f"{label}: the image declares too many pixels (refused as a decompression bomb)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        import re
+
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise HandwrittenError(
+            f"{label}: the image declares {declared}, more than the limit of {max_pixels:,} pixels "
+            "(refused before decoding, as a possible decompression bomb)"
+        ) from None
     except Image.UnidentifiedImageError:
+        if _declares_no_pixels(source):
+            raise HandwrittenError(f"{label}: the image is empty (0x0 pixels)") from None
         raise HandwrittenError(f"{label}: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP ...)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = "truncated or damaged image" if "truncat" in str(exc).lower() or isinstance(exc, EOFError) else "unreadable image"
         raise HandwrittenError(f"{label}: {reason} ({exc})") from None
+
+
+def _declares_no_pixels(source) -> bool:
+    """Whether a PNG or GIF header Pillow refused declares a width or height of 0."""
+    import struct
+
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+            head = source.read(32)
+        else:
+            with open(source, "rb") as f:
+                head = f.read(32)
+    except (OSError, TypeError):
+        return False
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
+        return 0 in struct.unpack(">II", head[16:24])
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        return 0 in struct.unpack("<HH", head[6:10])
+    return False
 
 
 def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -415,8 +444,10 @@ def frame(ink: np.ndarray, mask: np.ndarray, framing: dict) -> np.ndarray:
     box, size = float(framing["box"]), int(framing.get("size", SIZE))
     y0, x0, y1, x1 = _bbox(mask)
     length = max(y1 - y0, x1 - x0)
+    # The character's own pixels, their soft edges and what they enclose (faint detail inside a
+    # shape); everything else in its box, such as a neighbour's stroke or a speck, is left out.
     region = ndimage.binary_dilation(mask[y0:y1, x0:x1], iterations=2, border_value=0) if length > 8 else mask[y0:y1, x0:x1]
-    cut = ink[y0:y1, x0:x1] * region
+    cut = ink[y0:y1, x0:x1] * ndimage.binary_fill_holes(region)
 
     # Draw at SCALE_UP x the final size: the longest side becomes `inter` px.
     inter = round(SCALE_UP * box)

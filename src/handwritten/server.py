@@ -16,10 +16,12 @@ import base64
 import concurrent.futures
 import functools
 import io
+import os
 import queue
 import threading
 from pathlib import Path
 
+from handwritten import __version__
 from handwritten.errors import HandwrittenError
 
 STATIC = Path(__file__).with_name("static")
@@ -321,7 +323,7 @@ def create_app(
 
     if max_bytes <= 0 or max_pixels <= 0:
         raise HandwrittenError(f"max_bytes and max_pixels must be positive, got {max_bytes} and {max_pixels}")
-    if isinstance(model, (str, Path)):
+    if isinstance(model, (str, os.PathLike)):
         from handwritten.predict import Recognizer
 
         model = Recognizer(model, max_pixels=max_pixels)
@@ -343,7 +345,7 @@ def create_app(
     app = FastAPI(
         title="handwritten",
         description="Recognise handwritten characters with a model trained on EMNIST.",
-        version=__import__("handwritten").__version__,
+        version=__version__,
         docs_url=None,  # the interactive docs load scripts from outside; the page must work offline
         redoc_url=None,
     )
@@ -420,8 +422,6 @@ def create_app(
         return FileResponse(STATIC / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.state.recognizer = recognizer
-    app.state.worker = worker
     return app
 
 
@@ -444,7 +444,7 @@ def run_serve(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="serve a web page and an HTTP API that recognise characters")
-    p.add_argument("model", help="model file (.keras or .h5), e.g. from make demo")
+    p.add_argument("model", help="model file (.keras, .h5 or .onnx), e.g. demo/model_2.keras from make demo")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     p.add_argument("--max-mb", type=float, default=DEFAULT_MAX_BYTES / 1e6, help="largest image file accepted, MB (default: %(default)s)")

@@ -52,7 +52,7 @@ DEFAULTS = {
     "model_2": dict(epochs=3, batch_size=128, learning_rate=3e-3, warmup=0.2, weight_decay=0.0,
                     validation=0.05, patience=0, augment=False),
     # model_1: long enough for augmentation to pay off; early stopping ends it when it stalls.
-    "model_1": dict(epochs=24, batch_size=128, learning_rate=2e-3, warmup=0.1, weight_decay=1e-4,
+    "model_1": dict(epochs=24, batch_size=128, learning_rate=2e-3, warmup=0.1, weight_decay=5e-3,
                     validation=0.1, patience=6, augment=True),
 }
 # A model without its own entry (and any fine-tuning run) starts from these.

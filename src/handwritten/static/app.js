@@ -177,8 +177,10 @@ async function send() {
       status("");
     }
   } catch (err) {
-    clearResults(); // an answer about an earlier image must not look like this one's
-    status(err.message || String(err), true);
+    if (requestEpoch === epoch) {
+      clearResults(); // an answer about an earlier image must not look like this one's
+      status(err.message || String(err), true);
+    }
   } finally {
     busy = false;
     document.body.dataset.answers = String(id);
@@ -274,8 +276,15 @@ function setMode(next) {
 async function loadModel() {
   try {
     const info = await (await fetch("/api/model")).json();
-    const parts = [`${info.classes} classes`, `${Number(info.params).toLocaleString("en")} parameters`];
-    if (info.test_accuracy != null) parts.push(`test accuracy ${percent(info.test_accuracy)}${info.test_data ? ` on ${info.test_data}` : ""}`);
+    const parts = [`${info.classes} classes`];
+    if (info.params != null) parts.push(`${Number(info.params).toLocaleString("en")} parameters`);
+    if (info.test_accuracy != null) {
+      // A figure from the synthetic sample is not an EMNIST result, and must not read like one.
+      const on = info.synthetic ? "on the synthetic sample, not EMNIST" : `on its test set${info.split ? ` (split ${info.split})` : ""}`;
+      parts.push(`test accuracy ${percent(info.test_accuracy)} ${on}`);
+    } else if (info.synthetic) {
+      parts.push("trained on the synthetic sample, not EMNIST");
+    }
     $("model").textContent = `model ${info.name}: ${parts.join(", ")}`;
   } catch (err) {
     $("model").textContent = "model information unavailable";
