@@ -27,8 +27,7 @@ THROUGHPUT_TARGET = 20_000  # images/s, model_2 in onnxruntime
 def _test_images(data: Path, count: int):
     from handwritten.emnist import load
 
-    dataset = load(data)
-    return dataset.x_test[:count].copy(), dataset.mapping
+    return load(data).x_test[:count].copy()
 
 
 def _write_pngs(images, folder: Path) -> list[Path]:
@@ -63,7 +62,7 @@ def main() -> int:
     def options(parser):
         parser.add_argument("--batch-size", type=int, default=256,
                             help="images per call when measuring throughput (default: %(default)s)")
-        parser.add_argument("--model", help="measure this .keras/.h5 model instead of training a model_2 (default: %(default)s)")
+        parser.add_argument("--model", help="measure this .keras/.h5 model instead of this run's model_2 (default: %(default)s)")
 
     args = common.parse_args(__doc__.splitlines()[0], options)
     started = time.perf_counter()
@@ -73,10 +72,10 @@ def main() -> int:
     reps = 3 if quick else 5
 
     model_path, model_note = common.benchmark_model(quick, args.model)
-    onnx_path = model_path.with_suffix(".onnx")
+    onnx_path = common.DATA / "models" / f"{model_path.stem}.onnx"
     common.handwritten("export", model_path, "--format", "onnx", "--out", onnx_path)
     data, which = common.training_data()
-    images, _ = _test_images(data, max(batch_images, 200))
+    images = _test_images(data, max(batch_images, 200))
     pngs = _write_pngs(images[:200], common.DATA / "inference-png")
 
     recognizers = {"keras": _recognizer(model_path), "onnx": _recognizer(onnx_path)}

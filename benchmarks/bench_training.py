@@ -100,7 +100,7 @@ def main() -> int:
     data, which = common.training_data()
     epochs = 2
     # model_1 costs about five times model_2 per image; a smaller part keeps the run in budget.
-    parts = {"model_2": 0.05, "model_1": 0.02} if quick else {"model_2": 1.0, "model_1": 0.25}
+    parts = {"model_2": 0.05, "model_1": 0.02} if quick else {"model_2": 0.5, "model_1": 0.15}
     out = common.DATA / "training"
     out.mkdir(parents=True, exist_ok=True)
     runs = {}

@@ -121,6 +121,8 @@ def write_markdown(path: Path, results: dict[str, dict], failures: dict[str, str
               f"(run `{run_id}`)."]
     if first:
         lines += [f"Machine: {_machine_line(first['machine'])}."]
+        if not first["machine"].get("gpu"):
+            lines += ["No GPU on this machine, so there are no GPU rows (training and inference with mixed precision)."]
         loads = sorted({tuple(r["machine"]["load_average"]) for r in results.values()})
         lines += [f"Load average (1/5/15 min) when each benchmark finished: "
                   f"{', '.join('/'.join(f'{x:g}' for x in load) for load in loads)} "

@@ -135,7 +135,7 @@ def test_predict_raw_body_matches_the_recognizer(client, recognizer):
     assert np.array_equal(np.asarray(seen.convert("L")), direct["input"])
 
 
-@pytest.mark.parametrize("fmt,mode", [("PNG", "RGBA"), ("JPEG", "RGB"), ("GIF", "P"), ("BMP", "L"), ("WEBP", "RGB")])
+@pytest.mark.parametrize("fmt,mode", [("PNG", "RGBA"), ("JPEG", "RGB"), ("MPO", "RGB"), ("GIF", "P"), ("BMP", "L"), ("WEBP", "RGB")])
 def test_predict_multipart_upload_in_any_common_format(client, fmt, mode):
     data = encode(draw("7", mode=mode), fmt)
     r = client.post("/api/predict?top=3", files={"file": (f"seven.{fmt.lower()}", data, f"image/{fmt.lower()}")})

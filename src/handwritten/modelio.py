@@ -56,7 +56,19 @@ def save_model(model, path: str | os.PathLike, meta: dict) -> Path:
     path = check_model_path(path, for_writing=True)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     try:
-        model.save(tmp)
+        if path.suffix == ".h5":
+            # Keras calls .h5 legacy on every save; it is the original script's format, chosen on purpose.
+            import logging
+
+            absl = logging.getLogger("absl")
+            level = absl.level
+            absl.setLevel(logging.ERROR)
+            try:
+                model.save(tmp)
+            finally:
+                absl.setLevel(level)
+        else:
+            model.save(tmp)
         text = json.dumps(meta)
         if path.suffix == ".h5":
             import h5py

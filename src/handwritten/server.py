@@ -32,7 +32,7 @@ MODEL_TIMEOUT_S = 60.0  # a request waits at most this long for the model before
 MAX_BATCH = 64  # images per model call; more queued requests wait for the next call
 MULTIPART_SLACK = 64_000  # room for a multipart body's headers and boundaries around the file
 # Formats read from uploads. Pillow can open more (EPS runs Ghostscript), which a server should not.
-FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # JPEG includes phones' multi-picture (MPO) files
 # The page loads only its own files; this also keeps it working offline.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'",

@@ -225,6 +225,40 @@ def _print_summary(s: dict) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _load_data(settings: Settings, base_meta: dict | None):
+    """The data set; for a fine-tune, in the model's split and with the model's number of classes."""
+    split = settings.split
+    if split is None and base_meta and base_meta.get("split") in emnist.SPLITS:
+        # A fine-tune reads the split the model was trained on when the folder has it.
+        folder = emnist.find_data(settings.data)
+        split = base_meta["split"] if base_meta["split"] in emnist._emnist_splits_in(folder) else None
+    dataset = emnist.load(settings.data, split)
+    if base_meta and dataset.classes != len(base_meta["mapping"]):
+        raise DataError(
+            f"{dataset.folder}: has {dataset.classes} classes (split {dataset.split.name}) but the model "
+            f"{settings.base_model} was trained for {len(base_meta['mapping'])} (split {base_meta.get('split')}); "
+            "fine-tune it on data with the same classes")
+    return dataset
+
+
+def _compile(model, settings: Settings, steps_per_epoch: int) -> None:
+    """Adam(W) on a one-cycle schedule: linear warm-up to the peak rate, then cosine decay.
+
+    The schedule is a function of the optimizer's step counter, which the checkpoint saves,
+    so a resumed run continues the same curve.
+    """
+    import keras
+
+    total = settings.epochs * steps_per_epoch
+    warm = int(total * settings.warmup)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        settings.learning_rate * (0.1 if warm else 1.0), max(1, total - warm), alpha=0.01,
+        warmup_target=settings.learning_rate if warm else None, warmup_steps=warm)
+    optimizer = (keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay)
+                 if settings.weight_decay else keras.optimizers.Adam(schedule))
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
 def _adapt_to_multiworker(model, strategy, batch) -> None:
     """Work around Keras 3's ``fit`` under MultiWorkerMirroredStrategy (tensorflow/tensorflow#72388).
 
@@ -260,17 +294,7 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
     chief = ckpt.is_chief(strategy)
 
     base_meta = modelio.read_meta(settings.base_model) if settings.base_model else None
-    split = settings.split
-    if split is None and base_meta and base_meta.get("split") in emnist.SPLITS:
-        # A fine-tune reads the split the model was trained on when the folder has it.
-        folder = emnist.find_data(settings.data)
-        split = base_meta["split"] if base_meta["split"] in emnist._emnist_splits_in(folder) else None
-    dataset = emnist.load(settings.data, split)
-    if base_meta and dataset.classes != len(base_meta["mapping"]):
-        raise DataError(
-            f"{dataset.folder}: has {dataset.classes} classes (split {dataset.split.name}) but the model "
-            f"{settings.base_model} was trained for {len(base_meta['mapping'])} (split {base_meta.get('split')}); "
-            "fine-tune it on data with the same classes")
+    dataset = _load_data(settings, base_meta)
     orientation = base_meta.get("orientation", "upright") if base_meta else "upright"
 
     import keras
@@ -295,14 +319,7 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
                 model, _ = modelio.load_model(settings.base_model, compile=False)
             else:
                 model = MODELS[settings.model_name](dataset.classes)
-            total = settings.epochs * steps
-            warm = int(total * settings.warmup)
-            schedule = keras.optimizers.schedules.CosineDecay(
-                settings.learning_rate * (0.1 if warm else 1.0), max(1, total - warm), alpha=0.01,
-                warmup_target=settings.learning_rate if warm else None, warmup_steps=warm)
-            optimizer = (keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay)
-                         if settings.weight_decay else keras.optimizers.Adam(schedule))
-            model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            _compile(model, settings, steps)
 
     input_shape = tuple(model.input_shape[1:])
     transposed = orientation == "transposed"
@@ -325,10 +342,12 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
         meta["parent"] = {k: base_meta.get(k) for k in ("model_name", "test_accuracy", "history", "data")}
         meta["parent"]["path"] = settings.base_model
 
-    run = {"t0": 0.0, "last": 0.0, "bar": None, "best": None, "stopped": False}
+    # "stopped": early stopping ended the run (possibly before a crash and this resume).
+    run = {"t0": 0.0, "last": 0.0, "bar": None, "best": None, "stopped": bool(state and state.get("stopped_early"))}
 
     def checkpoint_state() -> dict:
-        return {**meta, "history": history, "epoch": len(history), "settings": dataclasses.asdict(settings)}
+        return {**meta, "history": history, "epoch": len(history), "settings": dataclasses.asdict(settings),
+                "stopped_early": run["stopped"]}
 
     def on_epoch_begin(epoch, logs=None):
         run["t0"] = run["last"] = time.perf_counter()
@@ -373,7 +392,7 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
         _adapt_to_multiworker(model, strategy, next(iter(train_ds)))
     fit_started = time.perf_counter()
     with ckpt.StopRequest(verbose) as stop:
-        if initial_epoch < settings.epochs:
+        if initial_epoch < settings.epochs and not run["stopped"]:
             model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, initial_epoch=initial_epoch,
                       callbacks=[callback], verbose=0, shuffle=False)
     fit_seconds = time.perf_counter() - fit_started

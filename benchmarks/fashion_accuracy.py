@@ -1,0 +1,88 @@
+"""Fashion-MNIST accuracy of a model trained with the CLI's default settings.
+
+Runs ``handwritten train --model M --data /usr/share/datasets/fashion-mnist --json`` (nothing
+else on the command line, so every setting is the model's default), then prints one JSON
+object per model and appends it to ``benchmarks/results/fashion_accuracy.jsonl``: the test
+accuracy, the training time (``seconds``: the time spent in training, validation included,
+as the CLI reports it), the wall time of the whole command, the epochs run, the command, and
+the machine (cores, CPU, load average: other work on the machine slows training down).
+
+Targets (the training issue): model_2 >= 0.90 in under 60 s of training on 2 CPU cores;
+model_1 >= 0.935. model_1 takes tens of minutes on 2 cores; run it on a quiet machine.
+
+    python benchmarks/fashion_accuracy.py [model_2] [model_1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import common
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+RESULTS = Path(__file__).resolve().parent / "results" / "fashion_accuracy.jsonl"
+TARGETS = {"model_2": {"test_accuracy": 0.90, "seconds": 60.0}, "model_1": {"test_accuracy": 0.935}}
+
+
+def measure(model: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{model}.keras"
+        command = ["handwritten", "train", "--model", model, "--data", FASHION, "--json"]
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", HANDWRITTEN_CACHE=str(Path(tmp) / "cache"))
+        started = time.perf_counter()
+        # --out only puts the model in the temporary folder; it changes no training setting.
+        done = subprocess.run([sys.executable, "-m", "handwritten", *command[1:], "--out", str(out)],
+                              capture_output=True, text=True, env=env)
+        wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"fashion_accuracy: {model} failed (status {done.returncode}):\n{done.stderr[-3000:]}")
+    summary = json.loads(done.stdout)
+    target = TARGETS.get(model, {})
+    met = summary["test_accuracy"] >= target.get("test_accuracy", 0.0) and summary["seconds"] < target.get(
+        "seconds", float("inf"))
+    info = common.machine()
+    return {
+        "model": model,
+        "test_accuracy": round(summary["test_accuracy"], 4),
+        "seconds": summary["seconds"],
+        "wall_seconds": round(wall, 1),
+        "epochs": summary["epochs"],
+        "stopped_early": summary["stopped_early"],
+        "samples_per_second": summary["samples_per_second"],
+        "target": target,
+        "met": met,
+        "command": " ".join(command),
+        "config": summary["config"],
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cores": info["cores"], "cpu": info["cpu"], "load_average": info["load_average"],
+                    "tensorflow": info["tensorflow"], "keras": info["keras"]},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=["model_2"], choices=["model_1", "model_2"],
+                        help="models to train (default: model_2)")
+    args = parser.parse_args()
+    if not Path(FASHION, "train-images-idx3-ubyte.gz").exists():
+        raise SystemExit(f"fashion_accuracy: Fashion-MNIST not found at {FASHION} "
+                         "(apt-get install dataset-fashion-mnist)")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    for model in args.models:
+        result = measure(model)
+        print(json.dumps(result), flush=True)
+        with open(RESULTS, "a") as f:
+            f.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""``handwritten export``: the ONNX model agrees with Keras, carries its metadata, and predict/evaluate run it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from handwritten import emnist
+from handwritten.cli import main
+
+
+@pytest.fixture(scope="module")
+def onnx_model(trained_model, tmp_path_factory):
+    from handwritten.export import export
+
+    out = tmp_path_factory.mktemp("onnx") / "model_2.onnx"
+    result = export(trained_model, "onnx", out)
+    assert result["max_difference"] <= 1e-4
+    return out
+
+
+def test_onnx_parity_on_the_test_images(onnx_model, trained_model, sample_dir):
+    """onnxruntime and Keras agree on >= 99.9% of the test images and within 1e-4 on every probability."""
+    import onnxruntime
+
+    from handwritten.images import model_input
+    from handwritten.modelio import load_model
+
+    x = model_input(np.asarray(emnist.load(sample_dir).x_test))
+    model, _ = load_model(trained_model, compile=False)
+    keras_probs = np.asarray(model.predict(x, batch_size=256, verbose=0))
+    session = onnxruntime.InferenceSession(str(onnx_model), providers=["CPUExecutionProvider"])
+    onnx_probs = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert onnx_probs.shape == keras_probs.shape == (len(x), 62)
+    assert (onnx_probs.argmax(1) == keras_probs.argmax(1)).mean() >= 0.999
+    assert np.abs(onnx_probs - keras_probs).max() <= 1e-4
+
+
+def test_onnx_carries_the_metadata(onnx_model, trained_model):
+    import onnx
+
+    from handwritten.modelio import read_meta
+
+    props = {p.key: p.value for p in onnx.load(str(onnx_model)).metadata_props}
+    meta = read_meta(trained_model)
+    assert json.loads(props["handwritten"]) == meta
+    assert props["mapping"] == meta["mapping"] and props["orientation"] == "upright"
+    assert json.loads(props["framing"]) == meta["framing"]
+    graph = onnx.load(str(onnx_model)).graph
+    assert [i.name for i in graph.input] == ["image"] and [o.name for o in graph.output] == ["probabilities"]
+
+
+def test_predict_and_evaluate_accept_onnx(onnx_model, trained_model, sample_dir, capsys):
+    from handwritten.predict import Recognizer
+
+    x = np.asarray(emnist.load(sample_dir).x_test)[:50]
+    by_onnx, by_keras = Recognizer(onnx_model), Recognizer(trained_model)
+    assert by_onnx.info()["format"] == "onnx" and by_onnx.info()["classes"] == 62
+    np.testing.assert_allclose(by_onnx.predict_arrays(x), by_keras.predict_arrays(x), atol=1e-4)
+    images = [np.asarray(255 - a) for a in x[:5]]
+    assert [r["character"] for r in by_onnx.predict(images)] == [r["character"] for r in by_keras.predict(images)]
+
+    assert main(["evaluate", str(onnx_model), "--data", str(sample_dir), "--json"]) == 0
+    from_onnx = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(trained_model), "--data", str(sample_dir), "--json"]) == 0
+    from_keras = json.loads(capsys.readouterr().out)
+    assert from_onnx["format"] == "onnx"
+    assert abs(from_onnx["accuracy"] - from_keras["accuracy"]) <= 1 / from_keras["images"]
+
+
+@pytest.mark.slow
+def test_savedmodel_runs_without_this_package(trained_model, sample_dir, tmp_path, capsys):
+    import tensorflow as tf
+
+    from handwritten.images import model_input
+    from handwritten.modelio import load_model
+
+    out = tmp_path / "saved"
+    assert main(["export", str(trained_model), "--format", "savedmodel", "--out", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    x = model_input(np.asarray(emnist.load(sample_dir).x_test)[:64])
+    loaded = tf.saved_model.load(str(out))  # held: the signature needs its variables alive
+    served = np.asarray(loaded.serve(tf.constant(x)))
+    model, meta = load_model(trained_model, compile=False)
+    np.testing.assert_allclose(served, np.asarray(model.predict(x, verbose=0)), atol=1e-5)
+    assert json.loads((out / "handwritten.json").read_text())["mapping"] == meta["mapping"]
+
+
+def test_bad_export_requests_are_clear_errors(trained_model, onnx_model, tmp_path, capsys):
+    assert main(["export", str(trained_model), "--out", str(tmp_path / "model.txt")]) == 2
+    assert "must end in .onnx" in capsys.readouterr().err
+    assert main(["export", str(onnx_model), "--out", str(tmp_path / "again.onnx")]) == 2
+    assert "already ONNX" in capsys.readouterr().err
+    assert main(["export", str(trained_model), "--out", str(tmp_path / "no" / "such.onnx")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".*tmp*"))

@@ -1,0 +1,202 @@
+"""``handwritten predict`` and ``Recognizer``: people's photos, bad files, and lines of characters.
+
+The "re-drawn photos" test trains small models on the offline sample, once framed as EMNIST
+frames (bounding box) and once as MNIST frames (centre of mass), and checks that test images
+the model gets right are still recognised when re-drawn as dark-on-light JPEG photos with
+random margins, sizes, ink colours and a slight rotation.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from handwritten import emnist
+from handwritten.cli import main
+from handwritten.predict import Recognizer, predict
+from test_images import bad_inputs, compose_line, frame_like_mnist, on_paper
+
+# EMNIST's bymerge split merges these letters with their capitals: once framed by their box,
+# the two differ only in relative stroke width, so neither a model nor a person can be held to it.
+SAME_SHAPE = set("cijklmopsuvwxyz")
+
+
+def fold(ch: str) -> str:
+    return ch.lower() if ch.lower() in SAME_SHAPE else ch
+
+
+def test_recognizer_reads_every_kind_of_input(trained_model, tmp_path):
+    r = Recognizer(trained_model)
+    info = r.info()
+    assert info["classes"] == 62 and info["mapping"] == emnist.SPLITS["byclass"].mapping
+    assert info["name"] == "model_2" and info["params"] > 1000 and "test_accuracy" in info
+    drawing = np.zeros((120, 90), np.uint8)
+    drawing[20:100, 40:50] = 255  # a bright bar on black: a 1 or an l
+    path = tmp_path / "bar.png"
+    Image.fromarray(255 - drawing).save(path)
+    results = r.predict([str(path), path.read_bytes(), Image.fromarray(drawing), drawing], top=4)
+    assert [res["image"] for res in results] == [str(path), "image 2", "image 3", "image 4"]
+    for res in results:
+        assert res["character"] in info["mapping"] and 0 <= res["probability"] <= 1
+        assert len(res["top"]) == 4 and res["top"][0] == [res["character"], res["probability"]]
+        probs = [p for _, p in res["top"]]
+        assert probs == sorted(probs, reverse=True)
+        assert res["input"].shape == (28, 28) and res["input"].dtype == np.uint8
+    # The same picture in four forms is the same input to the model.
+    for res in results[1:]:
+        assert np.abs(res["input"].astype(int) - results[0]["input"]).max() <= 2
+
+
+def test_predict_function_and_arrays(trained_model, sample_dir):
+    x = np.asarray(emnist.load(sample_dir).x_test)[:20]
+    r = Recognizer(trained_model)
+    probs = r.predict_arrays(x, batch_size=7)
+    assert probs.shape == (20, 62)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert predict(r, [255 - x[0]], top=2)[0]["character"] == predict(trained_model, [255 - x[0]], top=2)[0]["character"]
+
+
+def test_cli_reports_each_bad_file_and_predicts_the_rest(trained_model, tmp_path, capsys):
+    good = tmp_path / "good.jpg"
+    Image.fromarray(np.full((300, 200), 235, np.uint8)).save(good)
+    pixels = np.asarray(Image.open(good)).copy()
+    pixels[60:240, 90:110] = 30
+    Image.fromarray(pixels).save(good)
+    (tmp_path / "bad").mkdir()
+    bad = bad_inputs(tmp_path / "bad")
+    paths = [str(good), *bad, str(good)]
+    assert main(["predict", str(trained_model), *paths, "--json", "--top", "3"]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["image"] for line in lines] == paths
+    assert "character" in lines[0] and len(lines[0]["top"]) == 3 and "input" not in lines[0]
+    assert lines[-1]["character"] == lines[0]["character"]
+    for line, (path, phrase) in zip(lines[1:-1], bad.items()):
+        assert set(line) == {"image", "error"} and path in line["error"] and phrase in line["error"], line
+
+    assert main(["predict", str(trained_model), str(good), str(tmp_path / "missing.png")]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{good}: ") and "missing.png: file not found" in err and "Traceback" not in err
+    assert main(["predict", str(trained_model), str(good)]) == 0
+    capsys.readouterr()
+
+
+def test_cli_bad_model_and_options(tmp_path, trained_model, capsys):
+    assert main(["predict", str(tmp_path / "none.keras"), "x.png"]) == 2
+    assert "none.keras: model file not found" in capsys.readouterr().err
+    assert main(["predict", str(trained_model), "x.png", "--top", "0"]) == 2
+    assert "--top" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- models that have learnt something
+
+
+@pytest.fixture(scope="module")
+def sample_150(tmp_path_factory):
+    """A larger sample than conftest's, so a model can learn enough to be judged on re-drawn images."""
+    from handwritten.sample import write_sample
+
+    folder = tmp_path_factory.mktemp("sample150") / "emnist"
+    write_sample(folder, train_per_class=150, test_per_class=8, seed=1)
+    return folder
+
+
+def mnist_style(folder, out):
+    """The same data re-framed as MNIST frames its digits: 20x20 box, centre of mass at the centre."""
+    from handwritten.idx import write_idx
+
+    data = emnist.load(folder)
+    out.mkdir(parents=True)
+    for part in ("train", "test"):
+        x = np.stack([frame_like_mnist(a.astype(np.float32) / 255) for a in np.asarray(getattr(data, f"x_{part}"))])
+        write_idx(out / f"{part}-images", x)
+        write_idx(out / f"{part}-labels", np.asarray(getattr(data, f"y_{part}"), dtype=np.uint8))
+    return out
+
+
+@pytest.fixture(scope="module", params=["bbox", "com"])
+def learnt(request, sample_150, tmp_path_factory):
+    """(model path, data folder) for a model_2 trained with augmentation on one framing of the sample."""
+    from handwritten.train import create_model
+
+    tmp = tmp_path_factory.mktemp(f"learnt-{request.param}")
+    data = sample_150 if request.param == "bbox" else mnist_style(sample_150, tmp / "mnist-style")
+    path = tmp / "model.keras"
+    create_model("model_2", str(path), 1.0, data=data, epochs=12, batch_size=64, augment=True, seed=0, verbose=0)
+    return path, data, request.param
+
+
+@pytest.mark.slow
+def test_redrawn_photos_are_recognised(learnt):
+    path, data, kind = learnt
+    r = Recognizer(path)
+    assert r.framing["kind"] == kind
+    dataset = emnist.load(data)
+    x, y = np.asarray(dataset.x_test), np.asarray(dataset.y_test)
+    right = np.flatnonzero(r.predict_arrays(x).argmax(1) == y)
+    assert len(right) >= 300, f"the model gets only {len(right)} of {len(y)} test images right"
+    rng = np.random.default_rng(7)
+    photos = [on_paper(x[i], rng, side=int(rng.integers(40, 400)), margin=int(rng.integers(0, 300)),
+                       rotation=float(rng.uniform(-4, 4))) for i in right]
+    results = r.predict(photos)
+    said = [res["character"] for res in results]
+    truth = [r.mapping[y[i]] for i in right]
+    exact = np.mean([a == b for a, b in zip(said, truth)])
+    recognised = np.mean([fold(a) == fold(b) for a, b in zip(said, truth)])
+    print(f"{kind}: {len(right)} re-drawn photos, {recognised:.1%} recognised ({exact:.1%} with exact case)")
+    assert recognised >= 0.95
+    assert exact >= 0.85
+
+
+@pytest.mark.slow
+def test_read_a_line_composed_from_test_images(learnt, tmp_path, capsys):
+    path, data, kind = learnt
+    r = Recognizer(path)
+    dataset = emnist.load(data)
+    x, y = np.asarray(dataset.x_test), np.asarray(dataset.y_test)
+    probs = r.predict_arrays(x)
+    sure = probs.max(1) > 0.9
+    right = (probs.argmax(1) == y) & sure
+
+    def pick(ch: str) -> np.ndarray:
+        k = r.mapping.index(ch)
+        found = np.flatnonzero(right & (y == k))
+        assert len(found), f"no confidently recognised test image of {ch!r}"
+        return x[found[0]].astype(np.float32) / 255
+
+    def dotted() -> tuple[str, int]:
+        """A confidently recognised test image of an i or j whose dot is apart from its stem."""
+        from scipy import ndimage
+
+        for ch in "ij":
+            for i in np.flatnonzero(right & (y == r.mapping.index(ch))):
+                if ndimage.label(x[i] > 60)[1] >= 2:
+                    return ch, i
+        pytest.fail("no confidently recognised test image of a dotted i or j")
+
+    ch, i = dotted()
+    word = f"7K{ch}4 P3"
+    glyphs = [None if c == " " else pick(c) for c in word]
+    glyphs[2] = x[i].astype(np.float32) / 255
+    # Written larger than 28 px, as on paper.
+    glyphs = [None if g is None else np.asarray(Image.fromarray(g, mode="F").resize((84, 84), Image.Resampling.BICUBIC)).clip(0, 1)
+              for g in glyphs]
+    line = tmp_path / "line.png"
+    Image.fromarray(compose_line(glyphs, gap=18, space=110)).save(line)
+
+    result = r.read_line(str(line))
+    assert len(result["characters"]) == 6
+    assert result["text"].count(" ") == 1 and result["text"].index(" ") == 4
+    assert sum(a == b for a, b in zip(result["text"], word)) >= 6  # at most one character misread
+    boxes = [c["box"] for c in result["characters"]]
+    assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)
+
+    assert main(["predict", str(path), str(line), "--line", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["image"] == str(line) and out["text"] == result["text"]
+    assert set(out["characters"][0]) >= {"character", "probability", "box", "top"}
+    assert "input" not in out["characters"][0]
+    assert main(["predict", str(path), str(line), "--line"]) == 0
+    assert capsys.readouterr().out.startswith(f"{line}: {result['text']}\n")
