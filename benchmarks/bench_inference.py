@@ -67,9 +67,9 @@ def main() -> int:
     args = common.parse_args(__doc__.splitlines()[0], options)
     started = time.perf_counter()
     quick = args.quick
-    calls = 100 if quick else 500  # single-image calls per model
+    calls = 100 if quick else 300  # single-image calls per model
     batch_images = 2_000 if quick else 10_000
-    reps = 3 if quick else 5
+    reps = 3
 
     model_path, model_note = common.benchmark_model(quick, args.model)
     onnx_path = common.DATA / "models" / f"{model_path.stem}.onnx"

@@ -118,7 +118,7 @@ def main() -> int:
         return 0
     started = time.perf_counter()
     scale = 0.1 if args.quick else 1.0
-    reps = 2 if args.quick else 3
+    reps = 2  # each way twice, interleaved; the full run's time goes mostly to model_1's budgets
     gz_folder = common.byclass_like(scale, gz=True)
     plain_folder = gz_folder.parent / "plain"
     # A cache of our own, emptied before each first .gz load.

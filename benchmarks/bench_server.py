@@ -29,7 +29,7 @@ def main() -> int:
         "--model", help="serve this model instead of this run's model_2 (default: %(default)s)"))
     started = time.perf_counter()
     quick = args.quick
-    requests = 300 if quick else 2000
+    requests = 300 if quick else 1000
     limit_s = 30 if quick else 120
 
     model_path, model_note = common.benchmark_model(quick, args.model)

@@ -293,20 +293,23 @@ def normalise(g: np.ndarray, label: str = "image") -> tuple[np.ndarray, np.ndarr
 
     from handwritten.errors import HandwrittenError
 
-    sigma = max(0.7, min(g.shape) / 400)  # a little blur: JPEG noise and single specks fall below the threshold
+    # A little blur decides what is ink: JPEG noise and single specks fall below the threshold.
+    # The ink itself is taken unblurred; frame() blurs it at the training data's scale.
+    sigma = max(0.7, min(g.shape) / 400)
     blurred = ndimage.gaussian_filter(g, sigma)
     background = float(np.median(blurred))
-    dev = blurred - background
-    if np.clip(-dev - 0.1, 0, None).sum() > np.clip(dev - 0.1, 0, None).sum():
-        dev = -dev
+    sign = 1.0
+    if np.clip(background - blurred - 0.1, 0, None).sum() > np.clip(blurred - background - 0.1, 0, None).sum():
+        sign = -1.0
     # Uneven lighting in photos: subtract the paper's local brightness as well.
-    dev = np.clip(dev, 0, None)
-    flat = np.clip(dev - _background_map(dev), 0, None)
+    dev = np.clip(sign * (blurred - background), 0, None)
+    paper = _background_map(dev)
+    flat = np.clip(dev - paper, 0, None)
     level = float(flat.max())
     if level < 0.1:
         raise HandwrittenError(f"{label}: no ink found (a blank page, or too little contrast)")
-    ink = np.clip(flat / level, 0, 1)
-    mask = ink > _otsu(ink)
+    mask = flat / level > _otsu(flat / level)
+    ink = np.clip((sign * (g - background) - paper) / level, 0, 1)
     return ink, mask
 
 
@@ -412,6 +415,7 @@ def select_character(labels: np.ndarray, comps: list[dict], label: str = "image"
 # Framing the ink like the training data
 # ----------------------------------------------------------------------------------------
 
+_NOFIX = False
 SCALE_UP = 4  # the character is drawn at 4x the final size first, where strokes are adjusted and blurred
 
 
@@ -446,7 +450,10 @@ def frame(ink: np.ndarray, mask: np.ndarray, framing: dict) -> np.ndarray:
     length = max(y1 - y0, x1 - x0)
     # The character's own pixels, their soft edges and what they enclose (faint detail inside a
     # shape); everything else in its box, such as a neighbour's stroke or a speck, is left out.
-    region = ndimage.binary_dilation(mask[y0:y1, x0:x1], iterations=2, border_value=0) if length > 8 else mask[y0:y1, x0:x1]
+    # The soft edge of a blurred photo is a few percent of the character wide.
+    reach = max(2, round(length / 30))
+    y0, x0, y1, x1 = max(0, y0 - reach), max(0, x0 - reach), y1 + reach, x1 + reach
+    region = ndimage.binary_dilation(mask[y0:y1, x0:x1], iterations=reach, border_value=0)
     cut = ink[y0:y1, x0:x1] * ndimage.binary_fill_holes(region)
 
     # Draw at SCALE_UP x the final size: the longest side becomes `inter` px.
@@ -489,7 +496,7 @@ def frame(ink: np.ndarray, mask: np.ndarray, framing: dict) -> np.ndarray:
     # Soft edges can add a pixel to the box measured at 28 px; measure as measure_framing does and rescale once.
     y0, x0, y1, x1 = _bbox(out > BOX_SHARE * out.max())
     measured = max(y1 - y0, x1 - x0)
-    if abs(measured - box) >= 1:
+    if abs(measured - box) >= 1 and not _NOFIX:
         out = place(scale * box / measured)
     out = out * (float(framing.get("ink", 255.0)) / max(float(out.max()), 1e-6))
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
