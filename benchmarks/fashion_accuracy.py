@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import common
+import readme_figures
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 RESULTS = Path(__file__).resolve().parent / "results" / "fashion_accuracy.jsonl"
@@ -81,6 +82,7 @@ def main() -> int:
         print(json.dumps(result), flush=True)
         with open(RESULTS, "a") as f:
             f.write(json.dumps(result) + "\n")
+    readme_figures.update(common.ROOT / "README.md")
     return 0
 
 

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import common
+import readme_figures
 
 # In the order; each is benchmarks/bench_<name>.py.
 BENCHMARKS = ["loading", "training", "time_to_accuracy", "inference", "server", "growth"]
@@ -181,6 +182,8 @@ def main() -> int:
     seconds = time.perf_counter() - started
     results = results_of(run_id)
     write_markdown(args.out, results, failures, quick=args.quick, run_id=run_id, seconds=seconds, wanted=wanted)
+    if not args.quick:
+        readme_figures.update(common.ROOT / "README.md")
     print(f"wrote {args.out} ({len(results)} of {len(wanted)} benchmarks measured, {seconds / 60:.1f} min)",
           file=sys.stderr)
     return 1 if failures else 0

@@ -47,7 +47,7 @@ def test_mirrored_over_two_logical_cpus(tmp_path, sample_dir):
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
     assert summary["replicas"] == 2 and summary["distribute"] == "mirrored"
-    assert summary["config"]["batch_size"] == 128  # per replica; the global batch is 256
+    assert summary["config"]["batch_size"] == 128 and summary["global_batch_size"] == 256  # scaled per replica
 
     model, meta = modelio.load_model(out)
     assert model.output_shape == (None, 62)

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from handwritten import images
+from handwritten.framing import _measure
 from handwritten.errors import HandwrittenError
 from handwritten.sample import frame_like_emnist
 
@@ -199,7 +200,7 @@ def test_thin_pen_on_a_big_image_is_thickened():
     framing = images.framing_from_meta({"framing": "bbox"})
     thin = images.preprocess(draw_h(1000, 3), framing)  # a fine pen on a photo: 0.1 px once scaled to 24 px
     marker = images.preprocess(draw_h(1000, 60), framing)  # about the training data's stroke
-    stroke = images._measure(np.stack([thin, marker]))["stroke"]
+    stroke = _measure(np.stack([thin, marker]))["stroke"]
     assert stroke[0] > 0.75 * framing["stroke"]
     assert corr(thin, marker) > 0.85
 

@@ -79,21 +79,21 @@ def make_strategy(kind: str | None):
         return None
     if kind not in STRATEGIES:
         raise HandwrittenError(f"unknown --distribute {kind!r}; choose one of: {', '.join(STRATEGIES)}")
+    if kind == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise HandwrittenError("--distribute multiworker needs TF_CONFIG describing the cluster and this task "
+                                   "(see the README: 'Several GPUs, several machines')")
+        try:
+            json.loads(os.environ["TF_CONFIG"])
+        except json.JSONDecodeError as exc:
+            raise HandwrittenError(f"TF_CONFIG is not valid JSON ({exc})") from None
     import tensorflow as tf
 
-    if kind == "mirrored":
-        if tf.config.list_logical_devices("GPU"):
-            return tf.distribute.MirroredStrategy()
-        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    if "TF_CONFIG" not in os.environ:
-        raise HandwrittenError("--distribute multiworker needs TF_CONFIG describing the cluster and this task "
-                               "(see the README's 'Training on several machines')")
-    try:
-        json.loads(os.environ["TF_CONFIG"])
-    except json.JSONDecodeError as exc:
-        raise HandwrittenError(f"TF_CONFIG is not valid JSON ({exc})") from None
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    if kind == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if tf.config.list_logical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.MirroredStrategy(devices=[d.name for d in tf.config.list_logical_devices("CPU")])
 
 
 def is_chief(strategy) -> bool:

@@ -164,6 +164,6 @@ def register(sub) -> None:
                        "'handwritten predict' and 'evaluate' accept them (run by onnxruntime).")
     p.add_argument("model", help="model file (.keras or .h5)")
     p.add_argument("--format", choices=FORMATS, default="onnx", help="what to write (default: %(default)s)")
-    p.add_argument("--out", required=True, help="output: a .onnx file, or a folder for savedmodel (default: required)")
+    p.add_argument("--out", required=True, help="output: a .onnx file, or a folder for savedmodel (required)")
     p.add_argument("--json", action="store_true", help="print one JSON object (default: %(default)s)")
     p.set_defaults(run=run_export)

@@ -1,125 +1,21 @@
 """People's images in, the 28x28 frames a model was trained on out.
 
-Training data sets frame their characters differently. EMNIST scales the ink's bounding box to
-fill 24 px and centres the box in 28x28 (2 px padding, Cohen et al. 2017); MNIST fits the ink
-in a 20x20 box and moves its centre of mass to the centre of 28x28; Fashion-MNIST fills all
-28 px. :func:`measure_framing` measures this from the training images when a model is
-trained, and :func:`preprocess` frames a person's image the same way, so the model sees input
-that looks like its own training data.
+Any image Pillow opens (a path, bytes, a file object, a PIL image or an array) is read safely
+(pixel limit checked before decoding), turned to grey with alpha composited, its polarity
+detected, the paper's brightness flattened and contrast stretched. The ink is found as
+connected components; specks, paper edges and shadows are dropped; the character is framed
+as the model's training data was (``handwritten.framing``). A line of characters is split
+into characters, left to right, with spaces where a gap is much wider than the typical gap.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-SIZE = 28
-# When measuring framing, the ink's box reaches out to pixels brighter than BOX_SHARE of the
-# brightest pixel (data sets frame the whole soft-edged character, so a low share); stroke width
-# is measured at half height, where a blurred stroke's width is defined.
-BOX_SHARE = 0.1
-STROKE_SHARE = 0.5
-# The framing of a model whose file names only a kind (legacy files: EMNIST's).
-DEFAULT_FRAMINGS = {
-    "bbox": {"kind": "bbox", "box": 24.0, "pad": 2.0, "size": SIZE, "center": [13.5, 13.5], "stroke": 2.5},
-    "com": {"kind": "com", "box": 20.0, "pad": 4.0, "size": SIZE, "center": [13.5, 13.5], "stroke": 2.0},
-}
+# measure_framing and model_input are re-exported: the training code calls images.measure_framing.
+from handwritten.framing import frame, framing_from_meta, measure_framing, model_input  # noqa: F401
 
-
-def _measure(x: np.ndarray) -> dict[str, np.ndarray]:
-    """Per image: ink bounding box, its centre, centre of mass and stroke width, vectorised."""
-    x = x.astype(np.float32)
-    peak = x.reshape(len(x), -1).max(axis=1)
-    x = x[peak > 0]
-    peak = peak[peak > 0]
-    ink = x > (BOX_SHARE * peak)[:, None, None]
-    rows, cols = ink.any(axis=2), ink.any(axis=1)
-    n = x.shape[1]
-    r0, r1 = rows.argmax(axis=1), n - 1 - rows[:, ::-1].argmax(axis=1)
-    c0, c1 = cols.argmax(axis=1), n - 1 - cols[:, ::-1].argmax(axis=1)
-    idx = np.arange(n, dtype=np.float32)
-    mass = x.sum(axis=(1, 2))
-    com_y = (x.sum(axis=2) * idx).sum(axis=1) / mass
-    com_x = (x.sum(axis=1) * idx).sum(axis=1) / mass
-    # Stroke width = 2 * area / perimeter, the perimeter counted as ink/background pixel edges:
-    # exact for long strokes of any width, including 1 px.
-    core = x > (STROKE_SHARE * peak)[:, None, None]
-    padded = np.pad(core, ((0, 0), (1, 1), (1, 1)))
-    edges = (padded[:, 1:, :] != padded[:, :-1, :]).sum(axis=(1, 2)) + (padded[:, :, 1:] != padded[:, :, :-1]).sum(axis=(1, 2))
-    return {
-        "box": np.maximum(r1 - r0 + 1, c1 - c0 + 1).astype(np.float32),
-        "box_y": (r0 + r1) / 2.0,
-        "box_x": (c0 + c1) / 2.0,
-        "com_y": com_y,
-        "com_x": com_x,
-        "stroke": 2.0 * core.sum(axis=(1, 2)) / np.maximum(edges, 1),
-        "peak": peak,
-    }
-
-
-def _spread(y: np.ndarray, x: np.ndarray) -> float:
-    """Mean distance of points from their mean: how firmly a reference point is held in place."""
-    return float(np.mean(np.hypot(y - y.mean(), x - x.mean())))
-
-
-def measure_framing(x_uint8: np.ndarray, limit: int = 5000) -> dict:
-    """Measure how a data set frames its images (bright ink on dark, upright, ``(N, 28, 28)``).
-
-    Whichever reference point stays put across images decides the kind: the ink's bounding-box
-    centre (``"bbox"``: EMNIST, Fashion-MNIST) or its centre of mass (``"com"``: MNIST).
-
-    Args:
-        x_uint8: training images, uint8 ``(N, H, W)``; a few thousand are plenty.
-        limit: at most this many images are measured (evenly spaced through ``x_uint8``).
-
-    Returns:
-        A JSON-able dict: ``kind`` (``"bbox"`` or ``"com"``), ``box`` (the ink's longest side
-        in px, median), ``pad`` (``(size - box) / 2``), ``size``, ``center`` ([row, col] where
-        the reference point sits, mean), ``stroke`` (median stroke width in px), ``ink`` (median
-        brightest pixel), the two spreads that decided the kind, and ``images`` measured.
-    """
-    x = np.asarray(x_uint8)
-    if x.ndim != 3 or x.shape[0] == 0:
-        raise ValueError(f"measure_framing needs images of shape (N, H, W) with N > 0, got shape {x.shape}")
-    if len(x) > limit:
-        x = x[np.linspace(0, len(x) - 1, limit).astype(int)]
-    m = _measure(np.ascontiguousarray(x))
-    if len(m["box"]) == 0:
-        raise ValueError("measure_framing: every image is blank")
-    size = int(x.shape[1])
-    bbox_spread = _spread(m["box_y"], m["box_x"])
-    com_spread = _spread(m["com_y"], m["com_x"])
-    kind = "bbox" if bbox_spread <= com_spread else "com"
-    ref_y, ref_x = (m["box_y"], m["box_x"]) if kind == "bbox" else (m["com_y"], m["com_x"])
-    box = float(np.median(m["box"]))
-    return {
-        "kind": kind,
-        "box": round(box, 2),
-        "pad": round((size - box) / 2, 2),
-        "size": size,
-        "center": [round(float(ref_y.mean()), 2), round(float(ref_x.mean()), 2)],
-        "stroke": round(float(np.median(m["stroke"])), 2),
-        "ink": round(float(np.median(m["peak"])), 1),
-        "bbox_spread": round(bbox_spread, 3),
-        "com_spread": round(com_spread, 3),
-        "images": int(len(m["box"])),
-    }
-
-
-def framing_from_meta(meta: dict | None) -> dict:
-    """The framing dict of a model's metadata; a kind given as a bare string gets its defaults."""
-    framing = (meta or {}).get("framing") or "bbox"
-    if isinstance(framing, str):
-        if framing not in DEFAULT_FRAMINGS:
-            raise ValueError(f"unknown framing {framing!r}; expected one of {', '.join(DEFAULT_FRAMINGS)}")
-        return dict(DEFAULT_FRAMINGS[framing])
-    out = dict(DEFAULT_FRAMINGS.get(framing.get("kind", "bbox"), DEFAULT_FRAMINGS["bbox"]))
-    out.update(framing)
-    return out
-
-
-# ----------------------------------------------------------------------------------------
-# Opening an image safely
-# ----------------------------------------------------------------------------------------
+# ---------------------------------------------------------------- opening an image safely
 
 MAX_PIXELS = 20_000_000  # a 20 MP phone photo; more is refused before it is decoded
 WORK_PIXELS = 1_500_000  # images are reduced to about this many pixels before processing
@@ -160,8 +56,9 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
     label = _describe(source, name)
     if isinstance(source, np.ndarray):
         arr = source.astype(np.float32)
-        if arr.dtype != np.float32 or source.dtype == np.uint8 or arr.max(initial=0) > 1.0:
-            arr = arr / 255.0
+        top = float(arr.max(initial=0))
+        if source.dtype.kind in "ui" or top > 1.0:  # integer pixels: 8 or 16 bit
+            arr = arr / (65535.0 if top > 255 else 255.0)
         if arr.ndim == 3 and arr.shape[2] in (3, 4):
             rgb = arr[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
             arr = _composite(rgb, arr[..., 3]) if arr.shape[2] == 4 else rgb
@@ -173,6 +70,7 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
             raise HandwrittenError(f"{label}: {arr.shape[1]}x{arr.shape[0]} pixels is more than the limit of {max_pixels:,}")
         return _reduce(Image.fromarray(np.clip(arr, 0, 1).astype(np.float32), mode="F"))
 
+    opened = None  # closed here if opened here
     try:
         if isinstance(source, Image.Image):
             im = source
@@ -191,7 +89,7 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
             with warnings.catch_warnings():
                 # Pillow warns above its own limit and refuses at twice it; ours is lower and checked below.
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                im = Image.open(source)
+                im = opened = Image.open(source)
         width, height = im.size
         if width == 0 or height == 0:
             raise HandwrittenError(f"{label}: the image is empty ({width}x{height} pixels)")
@@ -217,9 +115,13 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
         if _declares_no_pixels(source):
             raise HandwrittenError(f"{label}: the image is empty (0x0 pixels)") from None
         raise HandwrittenError(f"{label}: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP ...)") from None
+    except PermissionError:
+        raise HandwrittenError(f"{label}: cannot read the file (permission denied)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        reason = "truncated or damaged image" if "truncat" in str(exc).lower() or isinstance(exc, EOFError) else "unreadable image"
-        raise HandwrittenError(f"{label}: {reason} ({exc})") from None
+        raise HandwrittenError(f"{label}: truncated or damaged image ({exc})") from None
+    finally:
+        if opened is not None:
+            opened.close()
 
 
 def _declares_no_pixels(source) -> bool:
@@ -275,9 +177,7 @@ def _reduce(g) -> tuple[np.ndarray, float]:
     return np.asarray(im, dtype=np.float32), w / im.size[0]
 
 
-# ----------------------------------------------------------------------------------------
-# Finding the ink
-# ----------------------------------------------------------------------------------------
+# ---------------------------------------------------------------- finding the ink
 
 
 def normalise(g: np.ndarray, label: str = "image") -> tuple[np.ndarray, np.ndarray]:
@@ -411,97 +311,6 @@ def select_character(labels: np.ndarray, comps: list[dict], label: str = "image"
     return np.isin(labels, [c["label"] for c in chosen])
 
 
-# ----------------------------------------------------------------------------------------
-# Framing the ink like the training data
-# ----------------------------------------------------------------------------------------
-
-_NOFIX = False
-SCALE_UP = 4  # the character is drawn at 4x the final size first, where strokes are adjusted and blurred
-
-
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(y0, x0, y1, x1) of a mask, end exclusive."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
-
-
-def _stroke(mask: np.ndarray) -> float:
-    """Stroke width in px: 2 * area / perimeter, as in :func:`_measure`."""
-    p = np.pad(mask, 1)
-    edges = (p[1:, :] != p[:-1, :]).sum() + (p[:, 1:] != p[:, :-1]).sum()
-    return 2.0 * float(mask.sum()) / max(int(edges), 1)
-
-
-def frame(ink: np.ndarray, mask: np.ndarray, framing: dict) -> np.ndarray:
-    """Frame the character under ``mask`` (ink bright on dark) like the training data: uint8 28x28 upright.
-
-    The ink is cut out with a little room for its soft edges, drawn at ``SCALE_UP`` times the
-    final size with the stroke thickened to the training data's stroke width when it is much
-    thinner (a fine pen on a big photo would otherwise shrink to a faint hairline), blurred as
-    EMNIST was (sigma 1 at 128 px), then scaled so its longest side is ``framing["box"]`` and
-    placed so its bounding-box centre (``"bbox"``) or centre of mass (``"com"``) lands on
-    ``framing["center"]``.
-    """
-    from PIL import Image
-    from scipy import ndimage
-
-    box, size = float(framing["box"]), int(framing.get("size", SIZE))
-    y0, x0, y1, x1 = _bbox(mask)
-    length = max(y1 - y0, x1 - x0)
-    # The character's own pixels, their soft edges and what they enclose (faint detail inside a
-    # shape); everything else in its box, such as a neighbour's stroke or a speck, is left out.
-    # The soft edge of a blurred photo is a few percent of the character wide.
-    reach = max(2, round(length / 30))
-    y0, x0, y1, x1 = max(0, y0 - reach), max(0, x0 - reach), y1 + reach, x1 + reach
-    region = ndimage.binary_dilation(mask[y0:y1, x0:x1], iterations=reach, border_value=0)
-    cut = ink[y0:y1, x0:x1] * ndimage.binary_fill_holes(region)
-
-    # Draw at SCALE_UP x the final size: the longest side becomes `inter` px.
-    inter = round(SCALE_UP * box)
-    k = inter / length
-    resample = Image.Resampling.BOX if k < 1 else Image.Resampling.BILINEAR
-    h, w = max(1, round((y1 - y0) * k)), max(1, round((x1 - x0) * k))
-    up = np.asarray(Image.fromarray(cut.astype(np.float32), mode="F").resize((w, h), resample))
-    target = float(framing.get("stroke", 2.5)) / box  # stroke width as a share of the longest side
-    width = _stroke(mask[y0:y1, x0:x1]) * k
-    grow = 0
-    if width < 0.75 * target * inter:
-        grow = int(round((target * inter - width) / (2 * (1 - target))))
-    margin = grow + 4
-    up = np.pad(up, margin)
-    if grow > 0:
-        yy, xx = np.mgrid[-grow:grow + 1, -grow:grow + 1]
-        up = ndimage.grey_dilation(up, footprint=(yy**2 + xx**2) <= grow**2)
-    up = ndimage.gaussian_filter(up, inter / 128)
-
-    # Measure what will be placed the way measure_framing measures the training images.
-    peak = float(up.max())
-    r0, c0, r1, c1 = _bbox(up > BOX_SHARE * peak)
-    scale = box / max(r1 - r0, c1 - c0)
-    if framing.get("kind") == "com":
-        ry, rx = ndimage.center_of_mass(up)
-        ry, rx = ry + 0.5, rx + 0.5
-    else:
-        ry, rx = (r0 + r1) / 2, (c0 + c1) / 2
-    cy, cx = framing.get("center", [13.5, 13.5])
-    pad = int(np.ceil(size / scale * 1.25)) + 1
-    up = Image.fromarray(np.pad(up, pad), mode="F")
-
-    def place(scale: float) -> np.ndarray:
-        span = size / scale
-        top, left = ry + pad - (cy + 0.5) / scale, rx + pad - (cx + 0.5) / scale
-        return np.asarray(up.resize((size, size), Image.Resampling.BOX, box=(left, top, left + span, top + span)))
-
-    out = place(scale)
-    # Soft edges can add a pixel to the box measured at 28 px; measure as measure_framing does and rescale once.
-    y0, x0, y1, x1 = _bbox(out > BOX_SHARE * out.max())
-    measured = max(y1 - y0, x1 - x0)
-    if abs(measured - box) >= 1 and not _NOFIX:
-        out = place(scale * box / measured)
-    out = out * (float(framing.get("ink", 255.0)) / max(float(out.max()), 1e-6))
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
-
-
 def preprocess(source, framing: dict | None = None, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A person's image of one character as the model's training data looks: uint8 28x28, upright.
 
@@ -521,21 +330,7 @@ def preprocess(source, framing: dict | None = None, name: str | None = None, max
     return frame(ink, select_character(labels, comps, label), framing)
 
 
-def model_input(x_uint8: np.ndarray, orientation: str = "upright") -> np.ndarray:
-    """Upright uint8 ``(N, 28, 28)`` images as the model takes them: float32 ``(N, 28, 28, 1)`` in [0, 1].
-
-    The one place where the orientation is applied: a model trained on EMNIST's files as stored
-    (``orientation == "transposed"``, the original script's models) gets transposed images.
-    """
-    x = np.asarray(x_uint8)
-    if orientation == "transposed":
-        x = x.transpose(0, 2, 1)
-    return (x.astype(np.float32) / 255.0)[..., None]
-
-
-# ----------------------------------------------------------------------------------------
-# A line of characters
-# ----------------------------------------------------------------------------------------
+# ---------------------------------------------------------------- a line of characters
 
 
 def segment_line(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, list[dict]]:

@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import dataclasses
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -211,7 +210,8 @@ def _print_summary(s: dict) -> None:
     lines = [
         f"data: {data}",
         f"  {s['train_samples']} training, {s['validation_samples']} validation, {s['test_samples']} test images",
-        f"model: {s['model']} ({s['params']:,} parameters)" + (f", fine-tuned from {s['base_model']}" if s["base_model"] else ""),
+        f"model: {s['model']} ({s['params']:,} parameters)"
+        + (f", fine-tuned from {s['base_model']}" if s["base_model"] else ""),
         f"epochs: {s['epochs']}{resumed}{stopped}; this run {s['epochs_run']} epochs in {s['seconds']:.1f} s "
         f"({s['samples_per_second']:.0f} samples/s)" + (f", {s['replicas']} replicas" if s["replicas"] > 1 else ""),
         "final train accuracy: " + (f"{s['train_accuracy']:.4f}" if s["train_accuracy"] is not None else "-")
@@ -326,7 +326,8 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
     x_train = tf.constant(np.ascontiguousarray(dataset.x_train))
     y_train = tf.constant(np.asarray(dataset.y_train, dtype=np.int32))
     common = dict(input_shape=input_shape, transposed=transposed, seed=settings.seed + initial_epoch)
-    train_ds = _pipeline(x_train, y_train, train_idx, batch=global_batch, train=True, augment=settings.augment, **common)
+    train_ds = _pipeline(x_train, y_train, train_idx, batch=global_batch, train=True, augment=settings.augment,
+                         **common)
     val_ds = (_pipeline(x_train, y_train, val_idx, batch=global_batch, train=False, augment=False, **common)
               if len(val_idx) else None)
 
@@ -358,7 +359,8 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
         run["last"] = time.perf_counter()
         run["bar"].update(1)
         if logs and batch % 20 == 0:
-            run["bar"].set_postfix(loss=f"{float(logs['loss']):.4f}", acc=f"{float(logs['accuracy']):.4f}", refresh=False)
+            run["bar"].set_postfix(loss=f"{float(logs['loss']):.4f}", acc=f"{float(logs['accuracy']):.4f}",
+                                   refresh=False)
         if stop.requested:
             model.stop_training = True
 
@@ -436,7 +438,8 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
         "samples_per_second": round(sum(e["samples_per_second"] for e in ran) / len(ran), 1) if ran else 0.0,
         "train_accuracy": last.get("accuracy"), "val_accuracy": last.get("val_accuracy"),
         "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
-        "replicas": replicas, "distribute": settings.distribute, "chief": chief, "dry_run": dry_run,
+        "replicas": replicas, "global_batch_size": global_batch, "distribute": settings.distribute,
+        "chief": chief, "dry_run": dry_run,
         "seed": settings.seed, "config": dataclasses.asdict(settings),
     }
     if verbose and text:

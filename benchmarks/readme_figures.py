@@ -1,0 +1,101 @@
+"""Write the README's "Measured figures" block from the newest results in ``benchmarks/results/``.
+
+The block sits between ``<!-- figures:start -->`` and ``<!-- figures:end -->``; everything in
+it comes from result lines that benchmark scripts of this repository wrote, with the date and
+the machine, so no figure in the README is typed in by hand. ``run_all.py`` and
+``fashion_accuracy.py`` call it after each run.
+
+    python benchmarks/readme_figures.py [--readme README.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import common
+
+START, END = "<!-- figures:start -->", "<!-- figures:end -->"
+
+
+def newest(name: str, keep=lambda r: True) -> dict | None:
+    """The last line of ``results/<name>.jsonl`` that ``keep`` accepts."""
+    path = common.RESULTS / f"{name}.jsonl"
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if keep(r)]
+    return rows[-1] if rows else None
+
+
+def _machine(m: dict) -> str:
+    load = m.get("load_average")
+    where = f"{m['cores']} CPU cores ({m['cpu']})" + (f", {m['gpu']}" if m.get("gpu") else "")
+    return where + (f", load average {load[0]:g} at the end" if load else "")
+
+
+def fashion_lines() -> list[str]:
+    lines = []
+    for model in ("model_2", "model_1"):
+        r = newest("fashion_accuracy", lambda r, m=model: r["model"] == m)
+        if r is None:
+            lines.append(f"- Fashion-MNIST, `{model}` with its default settings: not measured yet "
+                         f"(`python benchmarks/fashion_accuracy.py {model}`).")
+            continue
+        target = r["target"]
+        wanted = f">= {target['test_accuracy']:.1%}" + (f" in < {target['seconds']:.0f} s" if "seconds" in target else "")
+        lines.append(
+            f"- Fashion-MNIST, `{model}` with its default settings (`{r['command']}`): "
+            f"**{r['test_accuracy']:.2%}** test accuracy after {r['epochs']} epochs, "
+            f"{r['seconds']:.0f} s of training ({r['wall_seconds']:.0f} s for the whole command, "
+            f"{r['samples_per_second']:,.0f} samples/s); target {wanted}: {'met' if r['met'] else 'missed'}. "
+            f"Measured {r['date'][:10]} on {_machine(r['machine'])}."
+            + (f" Note: {r['note']}." if r.get("note") else ""))
+    return lines
+
+
+def server_lines() -> list[str]:
+    r = newest("server", lambda r: not r.get("quick")) or newest("server")
+    if r is None:
+        return ["- Server load test: not measured yet (`make bench`)."]
+    load = r["details"]["load"]
+    mode = " (quick mode: fewer requests)" if r.get("quick") else ""
+    return [
+        f"- Server, `POST /api/predict` from a second process on 127.0.0.1 (`benchmarks/server_load.py`, "
+        f"the load tool `make test` also runs), {load['concurrency']} concurrent clients{mode}: "
+        f"**{load['requests_per_s']:,.0f} requests/s**, latency p50 {load['latency_ms']['p50']:.0f} ms, "
+        f"p99 {load['latency_ms']['p99']:.0f} ms, {load['completed']} of {load['requested']} answered, "
+        f"{load['errors']} failed. Measured {r['date'][:10]} on {_machine(r['machine'])}."
+    ]
+
+
+def block() -> str:
+    lines = [START, "", "Fashion-MNIST is a real data set but not EMNIST; these are not EMNIST results.", ""]
+    lines += fashion_lines() + server_lines()
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def update(readme: Path) -> None:
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{readme}: no {START} ... {END} block to fill")
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    readme.write_text(head + block() + tail)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", type=Path, default=common.ROOT / "README.md",
+                        help="the README to update (default: %(default)s)")
+    args = parser.parse_args()
+    update(args.readme)
+    print(f"updated the measured figures in {args.readme}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

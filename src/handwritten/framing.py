@@ -1,0 +1,265 @@
+"""How training images are framed in 28x28, measured, and a person's character framed the same way.
+
+Data sets frame their characters differently. EMNIST scales the ink's bounding box to fill
+24 px and centres the box in 28x28 (2 px padding, Cohen et al. 2017); MNIST fits the ink in a
+20x20 box and moves its centre of mass to the centre of 28x28; Fashion-MNIST fills all 28 px.
+:func:`measure_framing` measures this from the training images when a model is trained (it is
+stored as ``meta["framing"]``), and :func:`frame` draws a person's character to match: box
+size, reference point, stroke width and edge softness.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SIZE = 28
+# When measuring framing, the ink's box reaches out to pixels brighter than BOX_SHARE of the
+# brightest pixel (data sets frame the whole soft-edged character, so a low share); stroke width
+# is measured at half height, where a blurred stroke's width is defined.
+BOX_SHARE = 0.1
+STROKE_SHARE = 0.5
+# A gaussian blur of sigma px makes an edge about this many px wide between 10% and 90% of the peak.
+EDGE_PER_SIGMA = 2.56
+# The framing of a model whose file names only a kind (legacy files: EMNIST's). Box and centre
+# are the papers'; stroke and edge are those of images made by their recipes (the offline sample
+# follows EMNIST's).
+DEFAULT_FRAMINGS = {
+    "bbox": {"kind": "bbox", "box": 24.0, "pad": 2.0, "size": SIZE, "center": [13.5, 13.5], "stroke": 2.5,
+             "stroke_range": [1.5, 4.0], "edge": 1.6},
+    "com": {"kind": "com", "box": 20.0, "pad": 4.0, "size": SIZE, "center": [13.5, 13.5], "stroke": 2.0,
+            "stroke_range": [1.2, 3.2], "edge": 1.2},
+}
+
+
+def _measure(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Per image: ink bounding box, its centre, centre of mass and stroke width, vectorised."""
+    x = x.astype(np.float32)
+    peak = x.reshape(len(x), -1).max(axis=1)
+    x = x[peak > 0]
+    peak = peak[peak > 0]
+    ink = x > (BOX_SHARE * peak)[:, None, None]
+    rows, cols = ink.any(axis=2), ink.any(axis=1)
+    n = x.shape[1]
+    r0, r1 = rows.argmax(axis=1), n - 1 - rows[:, ::-1].argmax(axis=1)
+    c0, c1 = cols.argmax(axis=1), n - 1 - cols[:, ::-1].argmax(axis=1)
+    idx = np.arange(n, dtype=np.float32)
+    mass = x.sum(axis=(1, 2))
+    com_y = (x.sum(axis=2) * idx).sum(axis=1) / mass
+    com_x = (x.sum(axis=1) * idx).sum(axis=1) / mass
+    # Stroke width = 2 * area / perimeter, the perimeter counted as ink/background pixel edges:
+    # exact for long strokes of any width, including 1 px.
+    core = x > (STROKE_SHARE * peak)[:, None, None]
+    padded = np.pad(core, ((0, 0), (1, 1), (1, 1)))
+    edges = (padded[:, 1:, :] != padded[:, :-1, :]).sum(axis=(1, 2)) + (padded[:, :, 1:] != padded[:, :, :-1]).sum(axis=(1, 2))
+    return {
+        "edge": _edge(x),
+        "box": np.maximum(r1 - r0 + 1, c1 - c0 + 1).astype(np.float32),
+        "box_y": (r0 + r1) / 2.0,
+        "box_x": (c0 + c1) / 2.0,
+        "com_y": com_y,
+        "com_x": com_x,
+        "stroke": 2.0 * core.sum(axis=(1, 2)) / np.maximum(edges, 1),
+        "peak": peak,
+    }
+
+
+def _edge(x: np.ndarray) -> np.ndarray:
+    """Per image, how soft the edges are: pixels between 10% and 90% of the peak per px of stroke outline."""
+    x = np.asarray(x, dtype=np.float32)
+    peak = x.reshape(len(x), -1).max(axis=1)[:, None, None]
+    band = ((x > 0.1 * peak) & (x < 0.9 * peak)).sum(axis=(1, 2))
+    core = np.pad(x > 0.5 * peak, ((0, 0), (1, 1), (1, 1)))
+    outline = (core[:, 1:, :] != core[:, :-1, :]).sum(axis=(1, 2)) + (core[:, :, 1:] != core[:, :, :-1]).sum(axis=(1, 2))
+    return band / np.maximum(outline, 1)
+
+
+def _spread(y: np.ndarray, x: np.ndarray) -> float:
+    """Mean distance of points from their mean: how firmly a reference point is held in place."""
+    return float(np.mean(np.hypot(y - y.mean(), x - x.mean())))
+
+
+def measure_framing(x_uint8: np.ndarray, limit: int = 5000) -> dict:
+    """Measure how a data set frames its images (bright ink on dark, upright, ``(N, 28, 28)``).
+
+    Whichever reference point stays put across images decides the kind: the ink's bounding-box
+    centre (``"bbox"``: EMNIST, Fashion-MNIST) or its centre of mass (``"com"``: MNIST).
+
+    Args:
+        x_uint8: training images, uint8 ``(N, H, W)``; a few thousand are plenty.
+        limit: at most this many images are measured (evenly spaced through ``x_uint8``).
+
+    Returns:
+        A JSON-able dict: ``kind`` (``"bbox"`` or ``"com"``), ``box`` (the ink's longest side
+        in px, median), ``pad`` (``(size - box) / 2``), ``size``, ``center`` ([row, col] where
+        the reference point sits, mean), ``stroke`` (median stroke width in px) and
+        ``stroke_range`` (its 5th and 95th percentiles), ``edge`` (how
+        soft the edges are: px between 10% and 90% of the peak per px of outline, median),
+        ``ink`` (median brightest pixel), the two spreads that decided the kind, and ``images``.
+    """
+    x = np.asarray(x_uint8)
+    if x.ndim != 3 or x.shape[0] == 0:
+        raise ValueError(f"measure_framing needs images of shape (N, H, W) with N > 0, got shape {x.shape}")
+    if len(x) > limit:
+        x = x[np.linspace(0, len(x) - 1, limit).astype(int)]
+    if not x.any():
+        raise ValueError("measure_framing: every image is blank")
+    m = _measure(np.ascontiguousarray(x))
+    size = int(x.shape[1])
+    bbox_spread = _spread(m["box_y"], m["box_x"])
+    com_spread = _spread(m["com_y"], m["com_x"])
+    kind = "bbox" if bbox_spread <= com_spread else "com"
+    ref_y, ref_x = (m["box_y"], m["box_x"]) if kind == "bbox" else (m["com_y"], m["com_x"])
+    box = float(np.median(m["box"]))
+    return {
+        "kind": kind,
+        "box": round(box, 2),
+        "pad": round((size - box) / 2, 2),
+        "size": size,
+        "center": [round(float(ref_y.mean()), 2), round(float(ref_x.mean()), 2)],
+        "stroke": round(float(np.median(m["stroke"])), 2),
+        "stroke_range": [round(float(np.percentile(m["stroke"], 5)), 2), round(float(np.percentile(m["stroke"], 95)), 2)],
+        "edge": round(float(np.median(m["edge"])), 2),
+        "ink": round(float(np.median(m["peak"])), 1),
+        "bbox_spread": round(bbox_spread, 3),
+        "com_spread": round(com_spread, 3),
+        "images": int(len(m["box"])),
+    }
+
+
+def framing_from_meta(meta: dict | None) -> dict:
+    """The framing dict of a model's metadata; a kind given as a bare string gets its defaults."""
+    framing = (meta or {}).get("framing") or "bbox"
+    if isinstance(framing, str):
+        if framing not in DEFAULT_FRAMINGS:
+            raise ValueError(f"unknown framing {framing!r}; expected one of {', '.join(DEFAULT_FRAMINGS)}")
+        return dict(DEFAULT_FRAMINGS[framing])
+    out = dict(DEFAULT_FRAMINGS.get(framing.get("kind", "bbox"), DEFAULT_FRAMINGS["bbox"]))
+    out.update(framing)
+    return out
+
+
+# ---------------------------------------------------------------- framing a character
+
+SCALE_UP = 4  # the character is drawn at 4x the final size first, where strokes are adjusted and blurred
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(y0, x0, y1, x1) of a mask, end exclusive."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def _stroke(mask: np.ndarray) -> float:
+    """Stroke width in px: 2 * area / perimeter, as in :func:`_measure`."""
+    p = np.pad(mask, 1)
+    edges = (p[1:, :] != p[:-1, :]).sum() + (p[:, 1:] != p[:, :-1]).sum()
+    return 2.0 * float(mask.sum()) / max(int(edges), 1)
+
+
+def _cut(a: np.ndarray, y0: int, x0: int, y1: int, x1: int) -> np.ndarray:
+    """``a[y0:y1, x0:x1]`` with zeros where the window reaches past the image's edges."""
+    out = np.zeros((y1 - y0, x1 - x0), a.dtype)
+    sy0, sx0, sy1, sx1 = max(y0, 0), max(x0, 0), min(y1, a.shape[0]), min(x1, a.shape[1])
+    out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = a[sy0:sy1, sx0:sx1]
+    return out
+
+
+def frame(ink: np.ndarray, mask: np.ndarray, framing: dict) -> np.ndarray:
+    """Frame the character under ``mask`` (ink bright on dark) like the training data: uint8 28x28 upright.
+
+    The ink is cut out with room for its soft edges; a stroke much thinner than the training
+    data's (a fine pen on a big photo, which would shrink to a faint hairline) is thickened to
+    it; the character is drawn at ``SCALE_UP`` times the final size, blurred as EMNIST was
+    (sigma 1 at 128 px), scaled so its box is ``framing["box"]`` and placed so its bounding-box
+    centre (``"bbox"``) or centre of mass (``"com"``) lands on ``framing["center"]``; last, its
+    edges are softened to the training data's ``framing["edge"]``.
+    """
+    from PIL import Image
+    from scipy import ndimage
+
+    box = float(framing["box"])
+    y0, x0, y1, x1 = _bbox(mask)
+    length = max(y1 - y0, x1 - x0)
+    # A stroke thinner than the training data's usual range (a fine pen on a big photo, which
+    # would shrink to a faint hairline) is widened to the typical width. Heavy strokes are left
+    # alone: thinning them made re-drawn test images less like their originals, not more.
+    stroke = float(framing.get("stroke", 2.5))
+    low = (framing.get("stroke_range") or (0.75 * stroke,))[0]
+    width = _stroke(mask[y0:y1, x0:x1])
+    grow = 0.0
+    if width < low / box * length:
+        target = stroke / box
+        grow = (target * length - width) / (2 * (1 - target))  # then (width + 2 grow) / (length + 2 grow) == target
+    soft = max(2, round(length / 30))
+    reach = soft + int(np.ceil(grow))
+    y0, x0, y1, x1 = y0 - reach, x0 - reach, y1 + reach, x1 + reach
+    own = _cut(mask, y0, x0, y1, x1)
+    if grow > 0:
+        # The pen's own grey profile carries nothing at this scale: draw the mask, widened.
+        cut = (ndimage.distance_transform_edt(~own) <= grow).astype(np.float32)
+    else:
+        # The character's pixels, their soft edges and what they enclose (faint detail inside a
+        # shape); anything else in the window, such as a neighbour's stroke or a speck, is left out.
+        region = ndimage.binary_fill_holes(ndimage.binary_dilation(own, iterations=soft))
+        cut = _cut(ink, y0, x0, y1, x1) * region
+
+    # Draw at SCALE_UP x the final size: the character's longest side becomes `inter` px.
+    inter = SCALE_UP * box
+    k = inter / (length + 2 * grow)
+    resample = Image.Resampling.BOX if k < 1 else Image.Resampling.BILINEAR
+    h, w = max(1, round((y1 - y0) * k)), max(1, round((x1 - x0) * k))
+    up = np.asarray(Image.fromarray(cut.astype(np.float32), mode="F").resize((w, h), resample))
+    up = ndimage.gaussian_filter(np.pad(up, 4), inter / 128)
+    out = _place(up, framing)
+    # Soften edges to the training data's softness (EMNIST's blur and bicubic resampling leave
+    # edges about 1.5 px wide; a sharp photo would otherwise give edges under 1 px).
+    wanted, have = float(framing.get("edge", 0.0)), float(_edge(out[None])[0])
+    if have < 0.9 * wanted:
+        up = ndimage.gaussian_filter(up, SCALE_UP * np.sqrt(wanted**2 - have**2) / EDGE_PER_SIGMA)
+        out = _place(up, framing)
+    out = out * (float(framing.get("ink", 255.0)) / max(float(out.max()), 1e-6))
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _place(up: np.ndarray, framing: dict) -> np.ndarray:
+    """Scale a drawing (at about SCALE_UP x) so its box is framing["box"] px and put its reference point on framing["center"]."""
+    from PIL import Image
+    from scipy import ndimage
+
+    box, size = float(framing["box"]), int(framing.get("size", SIZE))
+    # Measured the way measure_framing measures the training images.
+    r0, c0, r1, c1 = _bbox(up > BOX_SHARE * float(up.max()))
+    scale = box / max(r1 - r0, c1 - c0)
+    if framing.get("kind") == "com":
+        ry, rx = ndimage.center_of_mass(up)
+        ry, rx = ry + 0.5, rx + 0.5
+    else:
+        ry, rx = (r0 + r1) / 2, (c0 + c1) / 2
+    cy, cx = framing.get("center", [13.5, 13.5])
+    pad = int(np.ceil(size / scale * 1.25)) + 1
+    image = Image.fromarray(np.pad(up, pad).astype(np.float32), mode="F")
+
+    def place(scale: float) -> np.ndarray:
+        span = size / scale
+        top, left = ry + pad - (cy + 0.5) / scale, rx + pad - (cx + 0.5) / scale
+        return np.asarray(image.resize((size, size), Image.Resampling.BOX, box=(left, top, left + span, top + span)))
+
+    out = place(scale)
+    # Soft edges can add a pixel to the box measured at 28 px; measure again and rescale once.
+    y0, x0, y1, x1 = _bbox(out > BOX_SHARE * out.max())
+    measured = max(y1 - y0, x1 - x0)
+    if abs(measured - box) >= 1:
+        out = place(scale * box / measured)
+    return out
+
+
+def model_input(x_uint8: np.ndarray, orientation: str = "upright") -> np.ndarray:
+    """Upright uint8 ``(N, 28, 28)`` images as the model takes them: float32 ``(N, 28, 28, 1)`` in [0, 1].
+
+    The one place where the orientation is applied: a model trained on EMNIST's files as stored
+    (``orientation == "transposed"``, the original script's models) gets transposed images.
+    """
+    x = np.asarray(x_uint8)
+    if orientation == "transposed":
+        x = x.transpose(0, 2, 1)
+    return (x.astype(np.float32) / 255.0)[..., None]
