@@ -1,7 +1,8 @@
 """Training throughput: samples per second per epoch, ours against the original script's way.
 
 For each of model_1 and model_2, the same architecture is trained on the same data for the
-same number of epochs, two ways, each in a fresh process, interleaved:
+same number of epochs, two ways, each in a fresh process, interleaved (ours, original, ours,
+original; the figure is the round with the median ratio, the lower one of two):
 
 - ours: ``handwritten.train.create_model`` with the model's default settings (uint8 data fed
   through the input pipeline, scaled and augmented per batch);
@@ -102,32 +103,38 @@ def main() -> int:
     data, which = common.training_data()
     epochs = 2
     # model_1 costs about five times model_2 per image; a smaller part keeps the run in budget.
-    parts = {"model_2": 0.05, "model_1": 0.02} if quick else {"model_2": 0.3, "model_1": 0.1}
+    parts = {"model_2": 0.05, "model_1": 0.02} if quick else {"model_2": 0.2, "model_1": 0.07}
+    rounds = 1 if quick else 2  # ours, original, ours, original: a slow spell of the machine hits both
     out = common.DATA / "training"
     out.mkdir(parents=True, exist_ok=True)
     runs = {}
     for name in ("model_2", "model_1"):
-        for way in ("ours", "original"):
-            runs[f"{name}-{way}"] = common.run_worker(
-                Path(__file__), [way, name, data, parts[name], epochs, out / f"{name}.keras"],
-                env={"HANDWRITTEN_CACHE": str(common.CACHE)})
-            print(f"training: {name} {way}: {runs[f'{name}-{way}']['samples_per_second']:.0f} samples/s",
-                  file=sys.stderr, flush=True)
+        for round_ in range(rounds):
+            for way in ("ours", "original"):
+                run = common.run_worker(Path(__file__), [way, name, data, parts[name], epochs, out / f"{name}.keras"],
+                                        env={"HANDWRITTEN_CACHE": str(common.CACHE)})
+                runs.setdefault(f"{name}-{way}", []).append(run)
+                print(f"training: {name} {way}, round {round_ + 1}: {run['samples_per_second']:.0f} samples/s",
+                      file=sys.stderr, flush=True)
     figures = []
     for name in ("model_2", "model_1"):
-        ours, orig = runs[f"{name}-ours"], runs[f"{name}-original"]
-        ratio = ours["samples_per_second"] / orig["samples_per_second"]
+        # Each round's ratio, and the round with the median ratio for the figures beside it.
+        ratios = [o["samples_per_second"] / g["samples_per_second"]
+                  for o, g in zip(runs[f"{name}-ours"], runs[f"{name}-original"])]
+        middle = sorted(range(rounds), key=ratios.__getitem__)[(rounds - 1) // 2]  # the lower of two
+        ours, orig, ratio = runs[f"{name}-ours"][middle], runs[f"{name}-original"][middle], ratios[middle]
         note = (f"ours {ours['samples_per_second']:,.0f} samples/s (batch {ours['batch_size']}"
                 f"{', with augmentation' if ours['augment'] else ''}), test accuracy "
                 f"{ours['test_accuracy']:.3f}; original way {orig['samples_per_second']:,.0f} samples/s (batch 64), "
-                f"test accuracy {orig['test_accuracy']:.3f}; {epochs} epochs on {parts[name]:.0%} of the training set")
+                f"test accuracy {orig['test_accuracy']:.3f}; {epochs} epochs on {parts[name]:.0%} of the training set"
+                + (f"; ratio per round {', '.join(f'{r:.2f}' for r in ratios)}" if rounds > 1 else ""))
         if name == "model_2":
             figures.append(common.figure("Training, model_2: samples/s, ours / original script's way", ratio, "x",
                                          target=f">= {TARGET}", met=ratio >= TARGET, note=note))
         else:
             figures.append(common.figure("Training, model_1: samples/s, ours / original script's way", ratio, "x",
                                          note=note))
-    sizes = {"epochs": epochs, "parts_of_training_set": parts}
+    sizes = {"epochs": epochs, "parts_of_training_set": parts, "rounds": rounds}
     details = {"data": which, "figure": "last epoch's samples per second", "runs": runs}
     common.record(NAME, quick=quick, sizes=sizes, figures=figures, details=details, started=started)
     return 0

@@ -172,3 +172,23 @@ def test_every_option_states_its_default():
         for action in sub.choices[command]._actions:
             if action.dest != "help":
                 assert "(default:" in action.help or "(required)" in action.help, (command, action.dest)
+
+
+def test_training_pipeline_visits_every_image_once_per_epoch_in_a_new_order():
+    import tensorflow as tf
+
+    from handwritten.train import _pipeline
+
+    x = tf.constant(np.arange(300, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), np.uint8))
+    y = tf.constant(np.arange(300, dtype=np.int32))
+    indices = np.arange(0, 300, 3)  # a subset, as --part and the validation hold-out leave
+    ds = _pipeline(x, y, indices, batch=32, input_shape=(28, 28, 1), transposed=False, train=True,
+                   augment=False, seed=0)
+    assert int(ds.cardinality()) == 4
+    epochs = [np.concatenate([labels.numpy() for _, labels in ds]) for _ in range(2)]
+    for order in epochs:
+        assert sorted(order) == list(indices)
+    assert list(epochs[0]) != list(epochs[1]) and list(epochs[0]) != list(indices)
+    images, labels = next(iter(ds))
+    assert images.dtype == tf.float32 and images.shape[1:] == (28, 28, 1)
+    np.testing.assert_allclose(images.numpy()[:, 0, 0, 0], labels.numpy() / 255.0, rtol=1e-6)
