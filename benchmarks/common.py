@@ -97,7 +97,20 @@ def machine() -> dict:
         "keras": _version("keras"),
         "numpy": _version("numpy"),
         "onnxruntime": _version("onnxruntime"),
+        "commit": _commit(),
     }
+
+
+def _commit() -> str | None:
+    """The code measured: the repository's commit, with "+changes" when the tree differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + ("+changes" if dirty else "")) or None
 
 
 # ----------------------------------------------------------------------------- results

@@ -64,7 +64,7 @@ def measure(model: str) -> dict:
         "config": summary["config"],
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cores": info["cores"], "cpu": info["cpu"], "load_average": info["load_average"],
-                    "tensorflow": info["tensorflow"], "keras": info["keras"]},
+                    "tensorflow": info["tensorflow"], "keras": info["keras"], "commit": info["commit"]},
     }
 
 
