@@ -36,6 +36,10 @@ def _machine(m: dict) -> str:
     return where + (f", load average {load[0]:g} at the end" if load else "")
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
 def fashion_lines() -> list[str]:
     lines = []
     for model in ("model_2", "model_1"):
@@ -49,7 +53,7 @@ def fashion_lines() -> list[str]:
         lines.append(
             f"- Fashion-MNIST, `{model}` with its default settings (`{r['command']}`): "
             f"**{r['test_accuracy']:.2%}** test accuracy after {r['epochs']} epochs, "
-            f"{r['seconds']:.0f} s of training ({r['wall_seconds']:.0f} s for the whole command, "
+            f"{_duration(r['seconds'])} of training ({_duration(r['wall_seconds'])} for the whole command, "
             f"{r['samples_per_second']:,.0f} samples/s); target {wanted}: {'met' if r['met'] else 'missed'}. "
             f"Measured {r['date'][:10]} on {_machine(r['machine'])}."
             + (f" Note: {r['note']}." if r.get("note") else ""))
