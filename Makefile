@@ -27,7 +27,7 @@ demo: install
 	$(BIN)/python scripts/demo_images.py --dir demo/images
 	$(BIN)/handwritten predict demo/model_2.keras demo/images/char-*.png
 	$(BIN)/handwritten predict demo/model_2.keras demo/images/line.png --line
-	@echo "demo: model in demo/model_2.keras, report in demo/report/index.html;" \
+	@echo "demo: model in demo/model_2.keras, report in demo/report/report.html;" \
 	      "try it in a browser with: $(BIN)/handwritten serve demo/model_2.keras"
 
 test: install-test
