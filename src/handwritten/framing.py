@@ -49,8 +49,7 @@ def _measure(x: np.ndarray) -> dict[str, np.ndarray]:
     # Stroke width = 2 * area / perimeter, the perimeter counted as ink/background pixel edges:
     # exact for long strokes of any width, including 1 px.
     core = x > (STROKE_SHARE * peak)[:, None, None]
-    padded = np.pad(core, ((0, 0), (1, 1), (1, 1)))
-    edges = (padded[:, 1:, :] != padded[:, :-1, :]).sum(axis=(1, 2)) + (padded[:, :, 1:] != padded[:, :, :-1]).sum(axis=(1, 2))
+    edges = _outline(core)
     return {
         "edge": _edge(x),
         "box": np.maximum(r1 - r0 + 1, c1 - c0 + 1).astype(np.float32),
@@ -68,9 +67,13 @@ def _edge(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     peak = x.reshape(len(x), -1).max(axis=1)[:, None, None]
     band = ((x > 0.1 * peak) & (x < 0.9 * peak)).sum(axis=(1, 2))
-    core = np.pad(x > 0.5 * peak, ((0, 0), (1, 1), (1, 1)))
-    outline = (core[:, 1:, :] != core[:, :-1, :]).sum(axis=(1, 2)) + (core[:, :, 1:] != core[:, :, :-1]).sum(axis=(1, 2))
-    return band / np.maximum(outline, 1)
+    return band / np.maximum(_outline(x > 0.5 * peak), 1)
+
+
+def _outline(mask: np.ndarray) -> np.ndarray:
+    """The perimeter of each mask in ``(..., H, W)``: ink/background pixel edges, the image's border included."""
+    p = np.pad(mask, [(0, 0)] * (mask.ndim - 2) + [(1, 1), (1, 1)])
+    return (p[..., 1:, :] != p[..., :-1, :]).sum(axis=(-2, -1)) + (p[..., :, 1:] != p[..., :, :-1]).sum(axis=(-2, -1))
 
 
 def _spread(y: np.ndarray, x: np.ndarray) -> float:
@@ -151,9 +154,7 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 def _stroke(mask: np.ndarray) -> float:
     """Stroke width in px: 2 * area / perimeter, as in :func:`_measure`."""
-    p = np.pad(mask, 1)
-    edges = (p[1:, :] != p[:-1, :]).sum() + (p[:, 1:] != p[:, :-1]).sum()
-    return 2.0 * float(mask.sum()) / max(int(edges), 1)
+    return 2.0 * float(mask.sum()) / max(int(_outline(mask)), 1)
 
 
 def _cut(a: np.ndarray, y0: int, x0: int, y1: int, x1: int) -> np.ndarray:

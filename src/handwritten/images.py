@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# measure_framing and model_input are re-exported: the training code calls images.measure_framing.
+# Re-exported: callers that turn images into model input find the framing functions here too.
 from handwritten.framing import frame, framing_from_meta, measure_framing, model_input  # noqa: F401
 
 # ---------------------------------------------------------------- opening an image safely

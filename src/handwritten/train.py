@@ -109,10 +109,8 @@ def make_settings(model_name: str, *, finetune: bool = False, **given) -> Settin
 
 def _framing(images) -> dict:
     """How the training images are framed, so that prediction can frame a user's image alike."""
-    try:
-        from handwritten.images import measure_framing
-    except ImportError:  # images.py not present in this installation
-        return {"kind": "bbox", "pad": 2}
+    from handwritten.framing import measure_framing
+
     try:
         return measure_framing(images)
     except ValueError:  # nothing to measure (blank images): assume EMNIST's framing
