@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,7 @@ import readme_figures
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 RESULTS = Path(__file__).resolve().parent / "results" / "fashion_accuracy.jsonl"
+EPOCH_LINE = re.compile(r"epoch \d+: ")  # the CLI's line at the end of each epoch
 TARGETS = {"model_2": {"test_accuracy": 0.90, "seconds": 60.0}, "model_1": {"test_accuracy": 0.935}}
 
 
@@ -40,12 +42,19 @@ def measure(model: str) -> dict:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", HANDWRITTEN_CACHE=str(Path(tmp) / "cache"))
         started = time.perf_counter()
         # --out only puts the model in the temporary folder; it changes no training setting.
-        done = subprocess.run([sys.executable, "-m", "handwritten", *command[1:], "--out", str(out)],
-                              capture_output=True, text=True, env=env)
+        # The per-epoch lines go on to this script's standard error as they come, and into the result.
+        with subprocess.Popen([sys.executable, "-m", "handwritten", *command[1:], "--out", str(out)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+            errors = []
+            for line in proc.stderr:
+                errors.append(line)
+                if EPOCH_LINE.match(line):
+                    print(f"{model} {line}", end="", file=sys.stderr, flush=True)
+            stdout = proc.stdout.read()
         wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"fashion_accuracy: {model} failed (status {done.returncode}):\n{done.stderr[-3000:]}")
-    summary = json.loads(done.stdout)
+    if proc.returncode != 0:
+        raise SystemExit(f"fashion_accuracy: {model} failed (status {proc.returncode}):\n{''.join(errors)[-3000:]}")
+    summary = json.loads(stdout)
     target = TARGETS.get(model, {})
     met = summary["test_accuracy"] >= target.get("test_accuracy", 0.0) and summary["seconds"] < target.get(
         "seconds", float("inf"))
@@ -58,6 +67,9 @@ def measure(model: str) -> dict:
         "epochs": summary["epochs"],
         "stopped_early": summary["stopped_early"],
         "samples_per_second": summary["samples_per_second"],
+        "train_accuracy": summary["train_accuracy"],
+        "val_accuracy": summary["val_accuracy"],
+        "per_epoch": [line.strip() for line in errors if EPOCH_LINE.match(line)],
         "target": target,
         "met": met,
         "command": " ".join(command),

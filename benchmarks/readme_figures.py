@@ -55,7 +55,8 @@ def fashion_lines() -> list[str]:
             f"**{r['test_accuracy']:.2%}** test accuracy after {r['epochs']} epochs, "
             f"{_duration(r['seconds'])} of training ({_duration(r['wall_seconds'])} for the whole command, "
             f"{r['samples_per_second']:,.0f} samples/s); target {wanted}: {'met' if r['met'] else 'missed'}. "
-            f"Measured {r['date'][:10]} on {_machine(r['machine'])}."
+            f"Measured {r['date'][:10]} on {_machine(r['machine'])}; "
+            f"`python benchmarks/fashion_accuracy.py {model}` reruns it."
             + (f" Note: {r['note']}." if r.get("note") else ""))
     return lines
 
