@@ -43,7 +43,7 @@ def _duration(seconds: float) -> str:
 def fashion_lines() -> list[str]:
     lines = []
     for model in ("model_2", "model_1"):
-        r = newest("fashion_accuracy", lambda r, m=model: r["model"] == m)
+        r = newest("fashion_accuracy", lambda r, m=model: r["model"] == m and "--seed" not in r["command"])
         if r is None:
             lines.append(f"- Fashion-MNIST, `{model}` with its default settings: not measured yet "
                          f"(`python benchmarks/fashion_accuracy.py {model}`).")
@@ -57,8 +57,21 @@ def fashion_lines() -> list[str]:
             f"{r['samples_per_second']:,.0f} samples/s); target {wanted}: {'met' if r['met'] else 'missed'}. "
             f"Measured {r['date'][:10]} on {_machine(r['machine'])}; "
             f"`python benchmarks/fashion_accuracy.py {model}` reruns it."
-            + (f" Note: {r['note']}." if r.get("note") else ""))
+            + (f" Note: {r['note']}." if r.get("note") else "")
+            + _other_seeds(r))
     return lines
+
+
+def _other_seeds(default: dict) -> str:
+    """Results of the same settings with other seeds, measured after ``default``: the spread."""
+    path = common.RESULTS / "fashion_accuracy.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    same = lambda r: {**r["config"], "seed": None} == {**default["config"], "seed": None}  # noqa: E731
+    others = [r for r in rows if "--seed" in r["command"] and same(r) and r["date"] >= default["date"]]
+    if not others:
+        return ""
+    return " Same settings, other seeds: " + ", ".join(
+        f"seed {r['config']['seed']} {r['test_accuracy']:.2%} ({_duration(r['seconds'])})" for r in others) + "."
 
 
 def server_lines() -> list[str]:
