@@ -193,3 +193,47 @@ def test_training_pipeline_visits_every_image_once_per_epoch_in_a_new_order():
     images, labels = next(iter(ds))
     assert images.dtype == tf.float32 and images.shape[1:] == (28, 28, 1)
     np.testing.assert_allclose(images.numpy()[:, 0, 0, 0], labels.numpy() / 255.0, rtol=1e-6)
+
+
+def test_recalibration_gives_batch_norm_the_statistics_of_clean_data_without_dropout():
+    import keras
+
+    from handwritten.train import _recalibrate
+
+    inputs = keras.Input((4,))
+    x = keras.layers.Dropout(0.5, name="drop")(inputs)
+    outputs = keras.layers.BatchNormalization(momentum=0.99, name="norm")(x)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    data = rng.normal([1.0, -2.0, 3.0, 0.5], [1.0, 2.0, 0.5, 3.0], size=(1024, 4)).astype(np.float32)
+    batches = [(data[i:i + 256], None) for i in range(0, len(data), 256)]
+
+    assert _recalibrate(model, batches) == len(data)
+    norm = model.get_layer("norm")
+    np.testing.assert_allclose(norm.moving_mean.numpy(), data.mean(axis=0), rtol=1e-4, atol=1e-4)
+    # Dropout left on would inflate the variance by about 1 / (1 - 0.5).
+    per_batch = np.mean([b.var(axis=0) for b, _ in batches], axis=0)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), per_batch, rtol=1e-3)
+    assert norm.momentum == 0.99 and model.get_layer("drop").rate == 0.5  # both put back
+
+
+@pytest.mark.slow
+def test_a_short_model_1_run_tests_near_its_training_accuracy(tmp_path, fashion_dir):
+    """Two epochs on 3,000 images: batch norm's moving statistics alone would test far below training."""
+    from handwritten.train import create_model
+
+    result = create_model("model_1", str(tmp_path / "short.keras"), 0.05, data=fashion_dir, epochs=2, seed=0,
+                          verbose=0)
+    assert result["train_accuracy"] > 0.5
+    assert result["test_accuracy"] > result["train_accuracy"] - 0.1, result
+
+
+def test_the_cli_keeps_tensorflows_start_up_lines_off_the_terminal(tmp_path, sample_dir):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([*HANDWRITTEN, "train", "--model", "model_2", "--data", str(sample_dir), "--dry-run",
+                           "--out", str(tmp_path / "m.keras")], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "test accuracy: " in done.stdout
+    noise = [line for line in done.stderr.splitlines()
+             if re.match(r"[IWE]\d{4} \d\d:\d\d:", line) or "absl::InitializeLog" in line]
+    assert noise == []

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+import tempfile
 
 from handwritten.errors import HandwrittenError
 
@@ -24,6 +25,40 @@ COMMANDS = [
     "handwritten.export",
     "handwritten.server",
 ]
+
+
+# Commands that run Keras models; the others (download, sample, inspect) never load TensorFlow.
+KERAS_COMMANDS = {"train", "finetune", "evaluate", "predict", "export", "serve"}
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and list its devices with the lines its C++ libraries print kept off the terminal.
+
+    TensorFlow logs oneDNN and CUDA-probing notices (``I0000 ... port.cc``, ``cudart_stub.cc``,
+    ``E0000 ... failed call to cuInit`` on a machine without a GPU, ``WARNING: All log messages
+    before absl::InitializeLog()``) without regard to ``TF_CPP_MIN_LOG_LEVEL``. They go to a
+    temporary file, shown only if this fails; ``TF_CPP_MIN_LOG_LEVEL=0`` lets them through.
+    Listing physical devices does not start the runtime, so distribution strategies can still
+    be set up afterwards.
+    """
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # probes CUDA (cuInit) and logs when it finds none
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in KERAS_COMMANDS and not str(getattr(args, "model", "")).lower().endswith(".onnx"):
+        _import_tensorflow_quietly()
     try:
         return int(args.run(args) or 0)
     except HandwrittenError as exc:

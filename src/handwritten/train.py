@@ -60,10 +60,10 @@ GENERIC = dict(epochs=5, batch_size=128, learning_rate=2e-3, warmup=0.1, weight_
 # Fine-tuning continues from trained weights: fewer epochs, a gentler rate, no warm-up spike.
 FINETUNE = dict(epochs=2, learning_rate=5e-4, warmup=0.0)
 DRY_RUN_SAMPLES = 256
-# Batch normalisation's moving statistics trail the weights while those change fast (a short run
-# barely settles them: model_1 after 2 epochs on 3,000 images tested at 30% with them and 74% once
-# they were measured again), and they were gathered on augmented images with dropout on. After
-# training they are measured again on up to this many training images, as inference sees them.
+# Batch normalisation's moving statistics trail the weights while those change fast, so a short
+# run tests far below its training accuracy with them, and they were gathered on augmented images
+# with dropout on. After training they are measured again on up to this many training images, as
+# inference sees them.
 CALIBRATION_IMAGES = 10240
 # Training steps run per call into the compiled graph: Keras's per-step Python work costs as much
 # as a small model's step on a CPU. Batch callbacks (progress bar, Ctrl-C) then run every this many steps.
@@ -228,7 +228,7 @@ def _print_summary(s: dict) -> None:
         f"  {s['train_samples']} training, {s['validation_samples']} validation, {s['test_samples']} test images",
         f"model: {s['model']} ({s['params']:,} parameters)"
         + (f", fine-tuned from {s['base_model']}" if s["base_model"] else ""),
-        f"epochs: {s['epochs']}{resumed}{stopped}; this run {s['epochs_run']} epochs in {s['seconds']:.1f} s "
+        f"epochs: {s['epochs']}{resumed}{stopped}; this run {s['epochs_run']} epoch{'' if s['epochs_run'] == 1 else 's'} in {s['seconds']:.1f} s "
         f"({s['samples_per_second']:.0f} samples/s)" + (f", {s['replicas']} replicas" if s["replicas"] > 1 else ""),
         "final train accuracy: " + (f"{s['train_accuracy']:.4f}" if s["train_accuracy"] is not None else "-")
         + ", validation accuracy: " + (f"{s['val_accuracy']:.4f}" if s["val_accuracy"] is not None else "-"),
