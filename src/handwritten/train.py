@@ -265,7 +265,12 @@ def _recalibrate(model, batches) -> int:
     """
     import keras
 
-    layers = list(model._flatten_layers(include_self=False))
+    def nested(layer):
+        for inner in getattr(layer, "layers", []):
+            yield inner
+            yield from nested(inner)
+
+    layers = list(nested(model))
     norms = [(layer, layer.momentum) for layer in layers
              if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
     drops = [(layer, layer.rate) for layer in layers if isinstance(layer, keras.layers.Dropout)]
