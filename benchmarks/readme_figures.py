@@ -20,13 +20,17 @@ import common
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 
 
-def newest(name: str, keep=lambda r: True) -> dict | None:
-    """The last line of ``results/<name>.jsonl`` that ``keep`` accepts."""
+def results(name: str) -> list[dict]:
+    """Every line of ``results/<name>.jsonl``, oldest first."""
     path = common.RESULTS / f"{name}.jsonl"
     if not path.exists():
-        return None
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if keep(r)]
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def newest(name: str, keep=lambda r: True) -> dict | None:
+    """The last line of ``results/<name>.jsonl`` that ``keep`` accepts."""
+    rows = [r for r in results(name) if keep(r)]
     return rows[-1] if rows else None
 
 
@@ -64,10 +68,9 @@ def fashion_lines() -> list[str]:
 
 def _other_seeds(default: dict) -> str:
     """Results of the same settings with other seeds, measured after ``default``: the spread."""
-    path = common.RESULTS / "fashion_accuracy.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     same = lambda r: {**r["config"], "seed": None} == {**default["config"], "seed": None}  # noqa: E731
-    others = [r for r in rows if "--seed" in r["command"] and same(r) and r["date"] >= default["date"]]
+    others = [r for r in results("fashion_accuracy")
+              if "--seed" in r["command"] and same(r) and r["date"] >= default["date"]]
     if not others:
         return ""
     return " Same settings, other seeds: " + ", ".join(

@@ -10,11 +10,12 @@ does not start TensorFlow.
 
 from __future__ import annotations
 
-# Batch normalisation's running statistics, used at inference, follow training at this rate.
-# Keras's 0.99 averages over a few hundred steps: steady estimates for model_1's long runs, but
-# model_2's short ones (a part of the data, the small sample) would test far below their
-# training accuracy; 0.9 settles within a few dozen steps. model_1 with 0.9 tested a little
-# lower on Fashion-MNIST than with 0.99 (benchmarks/results/fashion_accuracy.jsonl).
+# Batch normalisation's running statistics follow training at this rate. A finished model's are
+# measured again after training (train._recalibrate), so the rate shows in the per-epoch
+# validation figures and in checkpoints: Keras's 0.99 averages over a few hundred steps, steady
+# for model_1's long runs; 0.9 settles within the few dozen steps of model_2's short ones.
+# model_1 with 0.9 tested a little lower on Fashion-MNIST than with 0.99
+# (benchmarks/results/fashion_accuracy.jsonl).
 BN_MOMENTUM = {"model_1": 0.99, "model_2": 0.9}
 
 
