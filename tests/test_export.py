@@ -87,6 +87,12 @@ def test_savedmodel_runs_without_this_package(trained_model, sample_dir, tmp_pat
     np.testing.assert_allclose(served, np.asarray(model.predict(x, verbose=0)), atol=1e-5)
     assert json.loads((out / "handwritten.json").read_text())["mapping"] == meta["mapping"]
 
+    # An earlier export of this command is replaced whole, and nothing is left beside it.
+    (out / "variables" / "stale.index").write_text("from the earlier export")
+    assert main(["export", str(trained_model), "--format", "savedmodel", "--out", str(out)]) == 0
+    assert not (out / "variables" / "stale.index").exists() and (out / "saved_model.pb").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved"]
+
 
 def test_bad_export_requests_are_clear_errors(trained_model, onnx_model, tmp_path, capsys):
     assert main(["export", str(trained_model), "--out", str(tmp_path / "model.txt")]) == 2
@@ -96,3 +102,41 @@ def test_bad_export_requests_are_clear_errors(trained_model, onnx_model, tmp_pat
     assert main(["export", str(trained_model), "--out", str(tmp_path / "no" / "such.onnx")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_export_never_deletes_a_folder_it_did_not_write(trained_model, tmp_path, capsys):
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "thesis.tex").write_text("three years of work")
+    assert main(["export", str(trained_model), "--format", "savedmodel", "--out", str(thesis)]) == 2
+    err = capsys.readouterr().err
+    assert f"{thesis}: is a folder that is not a SavedModel written by 'handwritten export'" in err, err
+    assert "thesis.tex" in err and "nothing was changed" in err
+
+    # A SavedModel's own files beside something else are not ours to replace either.
+    for name in ("saved_model.pb", "handwritten.json", "notes.txt"):
+        (thesis / name).write_text("mine")
+    assert main(["export", str(trained_model), "--format", "savedmodel", "--out", str(thesis)]) == 2
+    assert "it holds notes.txt" in capsys.readouterr().err
+
+    folder = tmp_path / "x.onnx"
+    folder.mkdir()
+    (folder / "data.csv").write_text("mine")
+    assert main(["export", str(trained_model), "--out", str(folder)]) == 2
+    assert f"{folder}: is a folder; an ONNX model is a file" in capsys.readouterr().err
+
+    assert (thesis / "thesis.tex").read_text() == "three years of work" and (folder / "data.csv").read_text() == "mine"
+    assert sorted(p.name for p in thesis.iterdir()) == ["handwritten.json", "notes.txt", "saved_model.pb", "thesis.tex"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis", "x.onnx"]
+
+
+def test_an_onnx_export_replaces_an_earlier_file_in_one_step(trained_model, tmp_path):
+    import onnx
+
+    from handwritten.export import export
+
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"an earlier export")
+    export(trained_model, "onnx", out)
+    assert onnx.load(str(out)).producer_name == "handwritten"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -105,6 +106,33 @@ def is_chief(strategy) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+class LossGuard:
+    """Notices a loss that became NaN or infinite, so that training stops and saves nothing of it.
+
+    A diverged model predicts one class for everything and reports it with ``nan%``. The
+    training loop asks ``check`` after each batch and epoch; the epoch in which the loss
+    diverged is not completed, so the checkpoint of the last finite epoch is left as it is.
+    """
+
+    def __init__(self):
+        self.epoch = None  # the epoch (counted from 1) in which the loss diverged
+        self.loss = None
+
+    def check(self, epoch: int, logs) -> bool:
+        """Whether training must stop: the loss in ``logs`` (of ``epoch``, from 0) or an earlier one diverged."""
+        loss = (logs or {}).get("loss")
+        if self.epoch is None and loss is not None and not math.isfinite(float(loss)):
+            self.epoch, self.loss = epoch + 1, float(loss)
+        return self.epoch is not None
+
+    def error(self, checkpoint: Path | None, completed: int, learning_rate: float) -> HandwrittenError:
+        kept = (f"the checkpoint of epoch {completed} is kept at {checkpoint}"
+                if completed and checkpoint is not None and checkpoint.is_file() else "no checkpoint was written")
+        return HandwrittenError(
+            f"training stopped: the loss became {self.loss} in epoch {self.epoch} (learning rate {learning_rate:g}); "
+            f"no model saved, {kept}. Start over (--restart) with a lower --learning-rate")
 
 
 class StopRequest:

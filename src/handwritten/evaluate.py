@@ -15,6 +15,7 @@ import numpy as np
 
 from handwritten import emnist
 from handwritten.errors import HandwrittenError
+from handwritten.limits import MAX_BATCH, check_number
 
 
 def _has_both_cases(mapping: str) -> bool:
@@ -133,8 +134,7 @@ def _print(summary: dict) -> None:
 
 
 def run_evaluate(args) -> int:
-    if args.batch_size < 1:
-        raise HandwrittenError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_number("--batch-size", args.batch_size, 1, MAX_BATCH, integer=True)
     summary, extra = evaluate(args.model, args.data, args.split, batch_size=args.batch_size)
     if args.report:
         from handwritten.report import write_report

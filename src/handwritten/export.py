@@ -24,6 +24,8 @@ FORMATS = ("onnx", "savedmodel")
 OPSET = 17  # supported by every onnxruntime of the last three years
 INPUT_NAME, OUTPUT_NAME = "image", "probabilities"
 TOLERANCE = 1e-4  # largest difference in any probability between the exported model and Keras
+# What a SavedModel folder written by this command holds; a folder with anything else is not ours to replace.
+SAVEDMODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "fingerprint.pb", "handwritten.json"}
 
 
 def _check_images(classes: int, seed: int = 0) -> np.ndarray:
@@ -102,11 +104,43 @@ def check_savedmodel(path: Path, model, x: np.ndarray) -> float:
     return float(np.abs(ours - np.asarray(model(x, training=False))).max())
 
 
+def _check_out(out: Path, fmt: str) -> None:
+    """Refuse an ``out`` whose replacement would delete something this command did not write."""
+    if out.is_symlink():
+        raise HandwrittenError(f"{out}: is a symbolic link; give the path of a new file or folder")
+    if fmt == "onnx" and out.is_dir():
+        raise HandwrittenError(f"{out}: is a folder; an ONNX model is a file, so give a new file name")
+    if fmt == "savedmodel" and out.is_dir():
+        entries = {p.name for p in out.iterdir()}
+        ours = not entries or ({"saved_model.pb", "handwritten.json"} <= entries <= SAVEDMODEL_ENTRIES)
+        if not ours:
+            others = sorted(entries - SAVEDMODEL_ENTRIES)[:5]
+            found = f"it holds {', '.join(others)}" if others else "no saved_model.pb and handwritten.json"
+            raise HandwrittenError(f"{out}: is a folder that is not a SavedModel written by 'handwritten export' "
+                                   f"({found}); nothing was changed; give a new folder name")
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Move the finished export to ``out``; an earlier export there is set aside first and removed last."""
+    if not out.is_dir():
+        os.replace(tmp, out)  # a file, or nothing: one atomic rename
+        return
+    old = out.with_name(f".{out.name}.old{os.getpid()}")
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def export(model_path, fmt: str, out) -> dict:
     """Export a ``.keras``/``.h5`` model as ``fmt`` (``"onnx"`` or ``"savedmodel"``) to ``out``, checked.
 
     The file is written beside ``out`` under a temporary name and moved into place only after
-    the exported model's probabilities agree with Keras within ``TOLERANCE``.
+    the exported model's probabilities agree with Keras within ``TOLERANCE``. An existing
+    ``out`` is replaced only if it is a file (ONNX) or a SavedModel folder this command wrote.
 
     Returns:
         ``{"model", "format", "out", "max_difference"}``.
@@ -124,6 +158,7 @@ def export(model_path, fmt: str, out) -> dict:
         raise HandwrittenError(f"{out}: folder {out.parent} does not exist")
     if fmt == "savedmodel" and out.exists() and not out.is_dir():
         raise HandwrittenError(f"{out}: exists and is not a folder; a SavedModel is a folder")
+    _check_out(out, fmt)
     model, meta = load_model(model_path, compile=False)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     try:
@@ -136,9 +171,8 @@ def export(model_path, fmt: str, out) -> dict:
             diff = check_savedmodel(tmp, model, x)
         if not diff <= TOLERANCE:
             raise HandwrittenError(f"{out}: the exported model differs from Keras by {diff:.2g} (more than {TOLERANCE:g}); not written")
-        if out.is_dir():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        _check_out(out, fmt)  # again: the export took a while, and what is there may have changed
+        _move_into_place(tmp, out)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp)

@@ -44,8 +44,12 @@ def check_model_path(path: str | os.PathLike, *, for_writing: bool = False) -> P
     if path.suffix not in FORMATS:
         raise HandwrittenError(f"{path}: a model file must end in {' or '.join(FORMATS)}, not {path.suffix or 'nothing'!r}")
     if for_writing:
-        if path.parent and not path.parent.exists():
+        if not path.parent.exists():
             raise HandwrittenError(f"{path}: folder {path.parent} does not exist")
+        if not path.parent.is_dir():
+            raise HandwrittenError(f"{path}: {path.parent} is a file, not a folder")
+        if path.is_dir():
+            raise HandwrittenError(f"{path}: is a folder; give the name of a model file to write")
     elif not path.is_file():
         raise HandwrittenError(f"{path}: model file not found")
     return path

@@ -25,6 +25,7 @@ import numpy as np
 from handwritten.emnist import IMAGE_SIZE, SPLITS, SYNTHETIC_MARKER
 from handwritten.errors import DataError
 from handwritten.idx import write_idx
+from handwritten.limits import check_number
 
 MAPPING = SPLITS["byclass"].mapping  # class k is the character MAPPING[k]
 
@@ -39,6 +40,8 @@ TTF_FACES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", 
 CANVAS = 64  # drawing resolution; a cap height of ~29 px leaves room for rotation and distortion
 HERSHEY_SCALE = 1.4  # canvas pixels per Hershey unit: capitals span 21 units, so ~29 px
 TTF_SIZE = 40  # DejaVu capitals are 0.73 em, so ~29 px like the Hershey faces
+# 10,000 a class is about EMNIST byclass's size (490 MB of images); far more would only exhaust memory.
+MAX_PER_CLASS = 10_000
 GRID = 4  # the elastic distortion moves the corners of a GRID x GRID mesh over the canvas
 
 
@@ -219,6 +222,9 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = 400, test_
     if train_per_class < 1 or test_per_class < 1:
         raise DataError(f"need at least one image per class, got train_per_class={train_per_class}, "
                         f"test_per_class={test_per_class}")
+    check_number("--train-per-class", train_per_class, 1, MAX_PER_CLASS, integer=True)
+    check_number("--test-per-class", test_per_class, 1, MAX_PER_CLASS, integer=True)
+    check_number("--seed", seed, 0, 2**32 - 1, integer=True)
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{folder}: exists and is not a folder")
     if any(folder.glob("emnist-byclass-*")) and not (folder / SYNTHETIC_MARKER).exists():

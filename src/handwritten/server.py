@@ -431,8 +431,10 @@ def create_app(
 def run_serve(args) -> int:
     if not 0 <= args.port <= 65535:
         raise HandwrittenError(f"--port {args.port}: a port is between 0 and 65535")
-    if args.max_mb <= 0 or args.max_megapixels <= 0:
-        raise HandwrittenError(f"--max-mb {args.max_mb} and --max-megapixels {args.max_megapixels} must be positive")
+    from handwritten.limits import check_number
+
+    check_number("--max-mb", args.max_mb, 0, 1_000_000, ends="(]")  # a terabyte: any more is a typo
+    check_number("--max-megapixels", args.max_megapixels, 0, 1_000_000, ends="(]")
     app = create_app(args.model, max_bytes=int(args.max_mb * 1e6), max_pixels=int(args.max_megapixels * 1e6))
     import uvicorn
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from handwritten import checkpoint as ckpt
-from handwritten import emnist, modelio
+from handwritten import emnist, limits, lock, modelio
 from handwritten.errors import DataError, HandwrittenError
 from handwritten.models import MODELS
 
@@ -103,12 +103,7 @@ def make_settings(model_name: str, *, finetune: bool = False, **given) -> Settin
     values.setdefault("split", None)
     values.setdefault("distribute", None)
     settings = Settings(model_name=model_name, **values)
-    if settings.epochs < 1 or settings.batch_size < 1:
-        raise HandwrittenError(f"epochs and batch size must be >= 1 (got {settings.epochs}, {settings.batch_size})")
-    if not 0.0 <= settings.validation < 0.5:
-        raise HandwrittenError(f"validation {settings.validation}: must be in [0, 0.5)")
-    if settings.learning_rate <= 0:
-        raise HandwrittenError(f"learning rate {settings.learning_rate}: must be > 0")
+    limits.check_training(dataclasses.asdict(settings))
     return settings
 
 
@@ -254,6 +249,8 @@ def _load_data(settings: Settings, base_meta: dict | None):
             f"{dataset.folder}: has {dataset.classes} classes (split {dataset.split.name}) but the model "
             f"{settings.base_model} was trained for {len(base_meta['mapping'])} (split {base_meta.get('split')}); "
             "fine-tune it on data with the same classes")
+    if len(dataset.y_test) == 0:
+        raise DataError(f"{dataset.folder}: the test part holds no images; a trained model could not be tested")
     return dataset
 
 
@@ -399,6 +396,7 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
 
     # "stopped": early stopping ended the run (possibly before a crash and this resume).
     run = {"t0": 0.0, "last": 0.0, "bar": None, "best": None, "stopped": bool(state and state.get("stopped_early"))}
+    guard = ckpt.LossGuard()
 
     def checkpoint_state() -> dict:
         return {**meta, "history": history, "epoch": len(history), "settings": dataclasses.asdict(settings),
@@ -406,6 +404,7 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
 
     def on_epoch_begin(epoch, logs=None):
         run["t0"] = run["last"] = time.perf_counter()
+        run["epoch"] = epoch
         run["bar"] = tqdm(total=steps, desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", file=sys.stderr,
                           disable=verbose < 1, leave=False, mininterval=0.5, dynamic_ncols=True)
 
@@ -416,13 +415,13 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
         if logs:
             run["bar"].set_postfix(loss=f"{float(logs['loss']):.4f}", acc=f"{float(logs['accuracy']):.4f}",
                                    refresh=False)
-        if stop.requested:
+        if stop.requested or guard.check(run["epoch"], logs):
             model.stop_training = True
 
     def on_epoch_end(epoch, logs=None):
         run["bar"].close()
-        if stop.requested:
-            return  # an interrupted epoch is not a completed one
+        if stop.requested or guard.check(epoch, logs):
+            return  # an interrupted or diverged epoch is not a completed one
         now = time.perf_counter()
         entry = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
         entry["seconds"] = round(now - run["t0"], 3)
@@ -453,6 +452,8 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
             model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, initial_epoch=initial_epoch,
                       callbacks=[callback], verbose=0, shuffle=False)
     fit_seconds = time.perf_counter() - fit_started
+    if guard.epoch:
+        raise guard.error(cpath if chief and not dry_run else None, len(history), settings.learning_rate)
     if stop.requested:
         if chief and not dry_run:
             ckpt.save_checkpoint(model, cpath, checkpoint_state())
@@ -542,19 +543,22 @@ def create_model(model_name: str, path_to_done_NN, part_for_samples=1.0, *, data
                  augment=augment, part=parse_part(part_for_samples), seed=seed,
                  data=None if data is None else str(data), split=split, distribute=distribute)
     settings = make_settings(model_name, **given)
-    return _run(settings, path_to_done_NN, given=given, resume=resume, verbose=verbose, dry_run=dry_run,
-                text=_cli.get("text", True), resume_hint=_cli.get("resume_hint"))
+    return _claim_and_run(settings, path_to_done_NN, given=given, resume=resume, verbose=verbose, dry_run=dry_run,
+                          text=_cli.get("text", True), resume_hint=_cli.get("resume_hint"),
+                          command=_cli.get("command"))
 
 
 def next_train(path_to_done_NN, path_to_model, part_of_dataset=1.0, *, data=None, split=None, epochs=None,
                batch_size=None, learning_rate=None, validation=None, augment=None, seed: int = 0,
-               distribute=None, resume=None, dry_run: bool = False, verbose: int = 1, **_cli) -> dict:
+               distribute=None, resume=None, dry_run: bool = False, verbose: int = 1, overwrite: bool = False,
+               **_cli) -> dict:
     """Load the model at ``path_to_model``, continue training it, and save it to ``path_to_done_NN``.
 
     The split, class mapping and input orientation come from the model file; a model saved
     by the original Keras 2 script is read as byclass with transposed input and fed
     transposed images. Data with a different number of classes is refused. The other
-    arguments are those of :func:`create_model`, with gentler defaults (``FINETUNE``).
+    arguments are those of :func:`create_model`, with gentler defaults (``FINETUNE``);
+    ``path_to_done_NN`` may be ``path_to_model`` itself only with ``overwrite=True``.
 
     Returns:
         The summary, as for :func:`create_model`.
@@ -565,8 +569,20 @@ def next_train(path_to_done_NN, path_to_model, part_of_dataset=1.0, *, data=None
                  augment=augment, part=parse_part(part_of_dataset), seed=seed,
                  data=None if data is None else str(data), split=split, distribute=distribute)
     settings = make_settings(meta.get("model_name", "legacy"), finetune=True, base_model=str(base), **given)
-    return _run(settings, path_to_done_NN, given=given, resume=resume, verbose=verbose, dry_run=dry_run,
-                text=_cli.get("text", True), resume_hint=_cli.get("resume_hint"))
+    return _claim_and_run(settings, path_to_done_NN, given=given, resume=resume, verbose=verbose, dry_run=dry_run,
+                          overwrite=overwrite, text=_cli.get("text", True), resume_hint=_cli.get("resume_hint"),
+                          command=_cli.get("command"))
+
+
+def _claim_and_run(settings: Settings, out, *, dry_run: bool, overwrite: bool = False, command: str | None = None,
+                   **run) -> dict:
+    """Check the output before any work, then train holding its lock (see ``lock.py``)."""
+    out = modelio.check_model_path(out, for_writing=True)
+    lock.check_writable(out)
+    lock.check_not_base(out, settings.base_model, overwrite)
+    claim = lock.OutputLock(out, command) if not dry_run and lock.writes_output() else contextlib.nullcontext()
+    with claim:
+        return _run(settings, out, dry_run=dry_run, **run)
 
 
 def _resume_hint(argv) -> str:
@@ -585,14 +601,15 @@ def run_cli(args) -> int:
                    learning_rate=args.learning_rate, validation=args.validation, augment=args.augment,
                    seed=args.seed, distribute=args.distribute, dry_run=args.dry_run,
                    resume=True if args.resume else (False if args.restart else None),
-                   text=not args.json, resume_hint=_resume_hint(sys.argv[1:]))
+                   text=not args.json, resume_hint=_resume_hint(sys.argv[1:]),
+                   command=" ".join(["handwritten", *sys.argv[1:]]))
     if args.resume and args.restart:
         raise HandwrittenError("--resume and --restart contradict each other; give one")
     if args.command == "train":
         out = args.out or f"{args.model}.keras"
         summary = create_model(args.model, out, args.part, **options)
     else:
-        summary = next_train(args.out, args.model, args.part, **options)
+        summary = next_train(args.out, args.model, args.part, overwrite=args.overwrite, **options)
     if args.json:
         print(json.dumps(summary), flush=True)
     return 0
@@ -661,5 +678,7 @@ def register(sub) -> None:
                                    "further on data with the same classes, and save it to --out.")
     p.add_argument("--model", required=True, metavar="PATH", help="the model file to start from (required)")
     p.add_argument("--out", required=True, metavar="PATH", help="model file to write, .h5 or .keras (required)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow --out to be the --model file itself, replacing it (default: %(default)s)")
     _add_hyper(p, finetune=True)
     _add_common(p)
