@@ -423,3 +423,31 @@ def test_model_path_that_is_not_a_file(tmp_path, kind, suffix, ink_png, capsys):
     message = message.replace("not a file", "not a model file")
     assert main(["predict", str(path), str(ink_png)]) == 2  # a FIFO is never opened: no hang
     assert re.fullmatch(rf"handwritten predict: error: {path}: {message}\n", capsys.readouterr().err)
+
+
+def test_gzip_promising_more_than_deflate_can_hold_is_refused_unread(tmp_path):
+    # A header promising 2^64 bytes on a small stream of zeros: never decompressed towards it.
+    path = _gzip_of(tmp_path / "vast-images.gz", struct.pack(">IIII", 2051, 2**31, 2**31, 4), 1 << 20)
+    with pytest.raises(DataError, match=r"vast-images.gz: truncated: the header promises shape "
+                                        r"\(2147483648, 2147483648, 4\) .* but a gzip file of \d+ bytes holds at most"):
+        read_idx(path)
+    assert not [name for name in cached_copies() if name.startswith("vast")]
+
+
+@pytest.mark.parametrize("kind, message", [("loop", "is a symbolic link loop"), ("fifo", "is a FIFO, not a folder"),
+                                           ("file", "is a file, not a folder")])
+def test_sample_folder_that_is_not_a_folder(tmp_path, kind, message, capsys):
+    path = tmp_path / "out"
+    {"loop": _loop, "fifo": _fifo, "file": lambda p: p.write_text("mine")}[kind](path)
+    assert main(["sample", "--dir", str(path)]) == 2
+    assert capsys.readouterr().err == f"handwritten sample: error: {path}: {message}\n"
+
+
+def test_report_folder_that_is_not_a_folder_is_refused_before_evaluating(odd_models, tmp_path, capsys, monkeypatch):
+    from handwritten import evaluate
+
+    monkeypatch.setattr(evaluate, "evaluate", lambda *a, **k: pytest.fail("evaluated before checking --report"))
+    for make, message in ((_loop, "is a symbolic link loop"), (_fifo, "is a FIFO, not a report folder")):
+        report = make(tmp_path / f"report-{make.__name__}")
+        assert main(["evaluate", str(odd_models["good.keras"]), "--report", str(report)]) == 2
+        assert capsys.readouterr().err == f"handwritten evaluate: error: {report}: {message}\n"

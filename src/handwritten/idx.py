@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import math
 import os
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -43,6 +44,9 @@ MAX_HEADER = 4 + 4 * 4  # magic and four dimensions
 CHUNK = 1 << 22
 # How far past its promised size a decompressed stream is followed to say by how much it is over.
 OVERRUN = 1 << 20
+# Deflate writes at most this many bytes per byte it reads, so a header promising more than
+# this many times the file's size describes data the file cannot hold.
+DEFLATE_RATIO = 1032
 
 
 def cache_dir() -> Path:
@@ -88,10 +92,20 @@ def _check_size(path: Path, shape: tuple[int, ...], expected: int, size: int) ->
         )
 
 
-def _copy_checked(path: Path, src, dst) -> None:
-    """Copy an IDX stream from ``src`` to ``dst``, never past what its header promises."""
+def _copy_checked(path: Path, src, dst, compressed: int) -> None:
+    """Copy an IDX stream from ``src`` to ``dst`` (a ``compressed``-byte gzip file), never past what its header promises."""
     head = src.read(MAX_HEADER)
-    dtype, shape, _, expected = _parse_header(path, head, len(head))
+    _, shape, _, expected = _parse_header(path, head, len(head))
+    if expected > DEFLATE_RATIO * compressed:
+        raise DataError(
+            f"{path}: truncated: the header promises shape {shape} ({expected} bytes with the header) "
+            f"but a gzip file of {compressed} bytes holds at most {DEFLATE_RATIO * compressed}"
+        )
+    folder = os.path.dirname(dst.name)
+    free = shutil.disk_usage(folder).free
+    if expected > free:
+        raise DataError(f"{path}: decompresses to {expected} bytes but the cache {folder} has only {free} bytes "
+                        "free; set HANDWRITTEN_CACHE to a folder on a larger disk")
     dst.write(head)
     written = len(head)
     while written <= expected and (chunk := src.read(min(CHUNK, expected + 1 - written))):
@@ -124,7 +138,7 @@ def _decompressed(path: Path) -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with gzip.open(path, "rb") as src, open(tmp, "wb") as dst:
-            _copy_checked(path, src, dst)
+            _copy_checked(path, src, dst, stat.st_size)
         os.replace(tmp, target)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: not a readable gzip file ({exc})") from None

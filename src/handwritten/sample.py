@@ -25,6 +25,7 @@ import numpy as np
 from handwritten.emnist import IMAGE_SIZE, SPLITS, SYNTHETIC_MARKER
 from handwritten.errors import DataError
 from handwritten.idx import write_idx
+from handwritten.paths import folder_problem
 
 MAPPING = SPLITS["byclass"].mapping  # class k is the character MAPPING[k]
 
@@ -219,8 +220,8 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = 400, test_
     if train_per_class < 1 or test_per_class < 1:
         raise DataError(f"need at least one image per class, got train_per_class={train_per_class}, "
                         f"test_per_class={test_per_class}")
-    if folder.exists() and not folder.is_dir():
-        raise DataError(f"{folder}: exists and is not a folder")
+    if os.path.lexists(folder) and (problem := folder_problem(folder)):
+        raise DataError(f"{folder}: {problem}")
     if any(folder.glob("emnist-byclass-*")) and not (folder / SYNTHETIC_MARKER).exists():
         raise DataError(f"{folder}: holds EMNIST byclass files that are not a synthetic sample; "
                         "choose another --dir rather than overwrite them")
