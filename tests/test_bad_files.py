@@ -286,16 +286,17 @@ def test_server_refuses_a_model_of_the_wrong_shape_at_start(odd_models):
         create_app(odd_models["32x32"])
 
 
-def _onnx_model(path, input_shape, classes=10, meta=META):
-    """A hand-made ONNX graph: flatten the input and multiply by a weight matrix."""
+def _onnx_model(path, input_shape, classes=10, meta=META, uint8=False):
+    """A hand-made ONNX graph: flatten the input (cast to float) and multiply by a weight matrix."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     size = int(np.prod([d for d in input_shape[1:]]))
     weights = numpy_helper.from_array(np.full((size, classes), 0.01, np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["x"], ["flat"], axis=1), helper.make_node("MatMul", ["flat", "w"], ["y"])],
-        "odd", [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)],
+        [helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
+         helper.make_node("Flatten", ["xf"], ["flat"], axis=1), helper.make_node("MatMul", ["flat", "w"], ["y"])],
+        "odd", [helper.make_tensor_value_info("x", TensorProto.UINT8 if uint8 else TensorProto.FLOAT, input_shape)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])], initializer=[weights])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -322,6 +323,16 @@ def test_onnx_model_of_the_right_shape_still_runs(tmp_path, ink_png):
 
     result = Recognizer(_onnx_model(tmp_path / "fine.onnx", ["N", 28, 28, 1])).predict([ink_png])[0]
     assert result["character"] in META["mapping"] and "error" not in result
+
+
+def test_onnx_model_that_takes_bytes(tmp_path):
+    from handwritten.errors import HandwrittenError
+    from handwritten.predict import Recognizer
+
+    path = _onnx_model(tmp_path / "odd.onnx", ["N", 28, 28, 1], uint8=True)
+    with pytest.raises(HandwrittenError, match=r"odd.onnx: the model takes input of type tensor\(uint8\); "
+                                               r"expected tensor\(float\)"):
+        Recognizer(path)
 
 
 def test_onnx_model_with_the_wrong_number_of_classes(tmp_path):

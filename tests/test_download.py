@@ -346,3 +346,5 @@ def test_stall_within_the_first_bytes_is_counted_too(server, archive, tmp_path, 
     server.stall_after = 100  # fewer than the bytes held back to tell a zip from an HTML page
     with pytest.raises(DataError, match=r"network error after 100 bytes"):
         download("digits", url=server.base + "/gzip.zip", sha256=_sha(archive), dest=tmp_path / "d")
+    # Too few bytes to tell a zip archive from an HTML page: none of them are kept to resume from.
+    assert archive_path(server.base + "/gzip.zip").with_name("gzip.zip.part").read_bytes() == b""

@@ -134,7 +134,6 @@ def _copy(url: str, response, part: Path, offset: int, total: int | None, progre
             try:
                 chunk = read(CHUNK)
             except (OSError, http.client.HTTPException) as exc:
-                out.write(head)
                 raise DataError(f"{url}: network error after {received} bytes ({exc}); "
                                 f"run the command again to resume from {part}") from None
             received += len(chunk)

@@ -53,6 +53,9 @@ def check_onnx_shapes(path, session, classes: int) -> None:
     if len(found) != 1 or len(found[0]) != 4 or tuple(found[0][1:]) != INPUT_SHAPE:
         raise HandwrittenError(f"{path}: the model takes input of shape {show_shape(found)}; expected "
                                f"{show_shape((None, *INPUT_SHAPE))}, 28x28 grey images")
+    if inputs[0].type != "tensor(float)":
+        raise HandwrittenError(f"{path}: the model takes input of type {inputs[0].type}; expected tensor(float), "
+                               "pixels scaled to 0..1")
     shape = tuple(outputs[0].shape) if outputs else ()
     if len(shape) != 2 or shape[1] != classes:
         raise HandwrittenError(f"{path}: the model gives output of shape {show_shape(shape)}; expected "
