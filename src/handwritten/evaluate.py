@@ -9,6 +9,7 @@ pairs; ``--json`` prints them as one object; ``--report DIR`` adds plots and one
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from handwritten import emnist
 from handwritten.errors import HandwrittenError
 from handwritten.limits import MAX_BATCH, check_number
+from handwritten.paths import folder_problem
 
 
 def _has_both_cases(mapping: str) -> bool:
@@ -135,6 +137,8 @@ def _print(summary: dict) -> None:
 
 def run_evaluate(args) -> int:
     check_number("--batch-size", args.batch_size, 1, MAX_BATCH, integer=True)
+    if args.report and os.path.lexists(args.report) and (problem := folder_problem(args.report, "report folder")):
+        raise HandwrittenError(f"{args.report}: {problem}")  # before the evaluation, not after it
     summary, extra = evaluate(args.model, args.data, args.split, batch_size=args.batch_size)
     if args.report:
         from handwritten.report import write_report

@@ -130,15 +130,47 @@ def measure_framing(x_uint8: np.ndarray, limit: int = 5000) -> dict:
 
 
 def framing_from_meta(meta: dict | None) -> dict:
-    """The framing dict of a model's metadata; a kind given as a bare string gets its defaults."""
+    """The framing dict of a model's metadata; a kind given as a bare string gets its defaults.
+
+    Raises:
+        ValueError: the framing is neither a known kind nor a dict of numbers that :func:`frame`
+            can use; the message names the entry at fault.
+    """
     framing = (meta or {}).get("framing") or "bbox"
     if isinstance(framing, str):
         if framing not in DEFAULT_FRAMINGS:
             raise ValueError(f"unknown framing {framing!r}; expected one of {', '.join(DEFAULT_FRAMINGS)}")
         return dict(DEFAULT_FRAMINGS[framing])
-    out = dict(DEFAULT_FRAMINGS.get(framing.get("kind", "bbox"), DEFAULT_FRAMINGS["bbox"]))
+    if not isinstance(framing, dict):
+        raise ValueError(f"a framing is a kind ({', '.join(DEFAULT_FRAMINGS)}) or an object, not {type(framing).__name__}")
+    kind = framing.get("kind", "bbox")
+    if kind not in DEFAULT_FRAMINGS:
+        raise ValueError(f"unknown framing kind {kind!r}; expected one of {', '.join(DEFAULT_FRAMINGS)}")
+    out = dict(DEFAULT_FRAMINGS[kind])
     out.update(framing)
+    _check_framing(out)
     return out
+
+
+def _number(value, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
+def _check_framing(framing: dict) -> None:
+    """Refuse entries :func:`frame` would fail on or turn into a wrong picture."""
+    if framing["size"] != SIZE:
+        raise ValueError(f"'size' must be {SIZE}, the models' input size, got {framing['size']!r}")
+    limits = {"box": (0.5, SIZE), "pad": (-SIZE, SIZE), "stroke": (0, SIZE), "edge": (0, SIZE),
+              "ink": (0, 255)}
+    for key, (low, high) in limits.items():
+        if key in framing and not _number(framing[key], low, high):
+            raise ValueError(f"{key!r} must be a number from {low} to {high}, got {framing[key]!r}")
+    for key, (low, high) in {"center": (0, SIZE), "stroke_range": (0, SIZE)}.items():
+        value = framing.get(key)
+        if key == "stroke_range" and value is None:
+            continue
+        if not (isinstance(value, list) and len(value) == 2 and all(_number(v, low, high) for v in value)):
+            raise ValueError(f"{key!r} must be two numbers from {low} to {high}, got {value!r}")
 
 
 # ---------------------------------------------------------------- framing a character

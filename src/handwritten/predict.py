@@ -26,9 +26,13 @@ ONNX_META_KEY = "handwritten"  # the metadata_props entry holding the model's me
 
 
 def read_onnx_meta(path: str | os.PathLike) -> dict:
-    """The metadata an exported ``.onnx`` file carries (see ``handwritten.export``)."""
+    """The metadata an exported ``.onnx`` file carries (see ``handwritten.export``), checked."""
     import onnx
 
+    from handwritten.modelio import parse_meta
+    from handwritten.paths import check_file
+
+    check_file(path, "model file", HandwrittenError)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError ... for a bad file
@@ -36,7 +40,26 @@ def read_onnx_meta(path: str | os.PathLike) -> dict:
     props = {p.key: p.value for p in model.metadata_props}
     if ONNX_META_KEY not in props:
         raise HandwrittenError(f"{path}: an ONNX model without handwritten metadata (export it with 'handwritten export')")
-    return json.loads(props[ONNX_META_KEY])
+    return parse_meta(props[ONNX_META_KEY], path)
+
+
+def check_onnx_shapes(path, session, classes: int) -> None:
+    """Refuse an ONNX model that does not take (N, 28, 28, 1) images and give (N, classes) scores."""
+    from handwritten.modelio import INPUT_SHAPE, show_shape
+
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    found = [tuple(i.shape) for i in inputs]
+    # A named (symbolic) dimension is the batch's; every other one must be the image's.
+    if len(found) != 1 or len(found[0]) != 4 or tuple(found[0][1:]) != INPUT_SHAPE:
+        raise HandwrittenError(f"{path}: the model takes input of shape {show_shape(found)}; expected "
+                               f"{show_shape((None, *INPUT_SHAPE))}, 28x28 grey images")
+    if inputs[0].type != "tensor(float)":
+        raise HandwrittenError(f"{path}: the model takes input of type {inputs[0].type}; expected tensor(float), "
+                               "pixels scaled to 0..1")
+    shape = tuple(outputs[0].shape) if outputs else ()
+    if len(shape) != 2 or shape[1] != classes:
+        raise HandwrittenError(f"{path}: the model gives output of shape {show_shape(shape)}; expected "
+                               f"(N, {classes}), one score per class of its metadata")
 
 
 class Recognizer:
@@ -53,8 +76,6 @@ class Recognizer:
         self.max_pixels = max_pixels
         self._lock = threading.Lock()  # one inference at a time on a Keras model shared by server threads
         if self.path.suffix == ".onnx":
-            if not self.path.is_file():
-                raise HandwrittenError(f"{self.path}: model file not found")
             import onnxruntime
 
             self.meta = read_onnx_meta(self.path)
@@ -62,6 +83,7 @@ class Recognizer:
                 self._session = onnxruntime.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
             except Exception as exc:
                 raise HandwrittenError(f"{self.path}: onnxruntime cannot run this model ({exc})") from None
+            check_onnx_shapes(self.path, self._session, len(self.meta["mapping"]))
             self._input = self._session.get_inputs()[0].name
             self._model = None
         else:

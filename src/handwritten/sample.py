@@ -26,6 +26,7 @@ from handwritten.emnist import IMAGE_SIZE, SPLITS, SYNTHETIC_MARKER
 from handwritten.errors import DataError
 from handwritten.idx import write_idx
 from handwritten.limits import check_number
+from handwritten.paths import folder_problem
 
 MAPPING = SPLITS["byclass"].mapping  # class k is the character MAPPING[k]
 
@@ -225,8 +226,8 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = 400, test_
     check_number("--train-per-class", train_per_class, 1, MAX_PER_CLASS, integer=True)
     check_number("--test-per-class", test_per_class, 1, MAX_PER_CLASS, integer=True)
     check_number("--seed", seed, 0, 2**32 - 1, integer=True)
-    if folder.exists() and not folder.is_dir():
-        raise DataError(f"{folder}: exists and is not a folder")
+    if os.path.lexists(folder) and (problem := folder_problem(folder)):
+        raise DataError(f"{folder}: {problem}")
     if any(folder.glob("emnist-byclass-*")) and not (folder / SYNTHETIC_MARKER).exists():
         raise DataError(f"{folder}: holds EMNIST byclass files that are not a synthetic sample; "
                         "choose another --dir rather than overwrite them")
