@@ -1,16 +1,19 @@
 """People's images in, the 28x28 frames a model was trained on out.
 
-Any image Pillow opens (a path, bytes, a file object, a PIL image or an array) is read safely
-(pixel limit checked before decoding), turned to grey with alpha composited, its polarity
-detected, the paper's brightness flattened and contrast stretched. The ink is found as
-connected components; specks, paper edges and shadows are dropped; the character is framed
-as the model's training data was (``handwritten.framing``). A line of characters is split
-into characters, left to right, with spaces where a gap is much wider than the typical gap.
+An image in one of the common formats (a path, bytes, a file object, a PIL image or an array)
+is read safely (pixel limit checked before decoding, documents refused unopened), turned to
+grey with alpha composited, its polarity detected, the paper's brightness flattened and
+contrast stretched. The ink is found as connected components (``handwritten.marks``); specks,
+paper edges and shadows are dropped; the character is framed as the model's training data was
+(``handwritten.framing``). A line of characters is split into characters, left to right, with
+spaces where a gap is much wider than the typical gap.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from handwritten import marks
 
 # Re-exported: callers that turn images into model input find the framing functions here too.
 from handwritten.framing import frame, framing_from_meta, measure_framing, model_input  # noqa: F401
@@ -19,6 +22,10 @@ from handwritten.framing import frame, framing_from_meta, measure_framing, model
 
 MAX_PIXELS = 20_000_000  # a 20 MP phone photo; more is refused before it is decoded
 WORK_PIXELS = 1_500_000  # images are reduced to about this many pixels before processing
+# The formats read, by the command line and the server alike. Pillow opens more, among them EPS
+# and PostScript by running Ghostscript on the program the file holds: not for people's files.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # JPEG includes phones' multi-picture (MPO) files
+DOCUMENTS = {b"%!PS": "a PostScript or EPS document", b"\xc5\xd0\xd3\xc6": "an EPS document", b"%PDF": "a PDF document"}
 
 
 def _describe(source, name: str | None) -> str:
@@ -89,7 +96,7 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
             with warnings.catch_warnings():
                 # Pillow warns above its own limit and refuses at twice it; ours is lower and checked below.
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                im = opened = Image.open(source)
+                im = opened = Image.open(source, formats=FORMATS)
         width, height = im.size
         if width == 0 or height == 0:
             raise HandwrittenError(f"{label}: the image is empty ({width}x{height} pixels)")
@@ -112,9 +119,11 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
             "(refused before decoding, as a possible decompression bomb)"
         ) from None
     except Image.UnidentifiedImageError:
-        if _declares_no_pixels(source):
+        head = _head(source)
+        check_not_document(head, label)
+        if _declares_no_pixels(head):
             raise HandwrittenError(f"{label}: the image is empty (0x0 pixels)") from None
-        raise HandwrittenError(f"{label}: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP ...)") from None
+        raise HandwrittenError(f"{label}: not an image this tool reads ({', '.join(FORMATS)})") from None
     except PermissionError:
         raise HandwrittenError(f"{label}: cannot read the file (permission denied)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -124,19 +133,34 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
             opened.close()
 
 
-def _declares_no_pixels(source) -> bool:
-    """Whether a PNG or GIF header Pillow refused declares a width or height of 0."""
-    import struct
+def check_not_document(head: bytes, label: str) -> None:
+    """Refuse a file whose first bytes ``head`` show a PostScript, EPS or PDF document, naming it."""
+    from handwritten.errors import HandwrittenError
 
+    for magic, kind in DOCUMENTS.items():
+        if head.startswith(magic):
+            raise HandwrittenError(
+                f"{label}: {kind}, not an image; documents are not read (an EPS would run Ghostscript): "
+                f"save it as one of {', '.join(FORMATS)}"
+            )
+
+
+def _head(source) -> bytes:
+    """The first 32 bytes of a path or file object; b"" when they cannot be read."""
     try:
         if hasattr(source, "seek"):
             source.seek(0)
-            head = source.read(32)
-        else:
-            with open(source, "rb") as f:
-                head = f.read(32)
+            return source.read(32)
+        with open(source, "rb") as f:
+            return f.read(32)
     except (OSError, TypeError):
-        return False
+        return b""
+
+
+def _declares_no_pixels(head: bytes) -> bool:
+    """Whether a PNG or GIF header Pillow refused declares a width or height of 0."""
+    import struct
+
     if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
         return 0 in struct.unpack(">II", head[16:24])
     if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
@@ -247,70 +271,6 @@ def _otsu(x: np.ndarray) -> float:
     return float(np.clip(edges[int(np.argmax(between))], 0.25, 0.6))
 
 
-def components(mask: np.ndarray) -> tuple[np.ndarray, list[dict]]:
-    """8-connected components: labels and, per component, size, box and border contact."""
-    from scipy import ndimage
-
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-    if n == 0:
-        return labels, []
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    h, w = mask.shape
-    border = {
-        "top": np.bincount(labels[0], minlength=n + 1), "bottom": np.bincount(labels[-1], minlength=n + 1),
-        "left": np.bincount(labels[:, 0], minlength=n + 1), "right": np.bincount(labels[:, -1], minlength=n + 1),
-    }
-    comps = []
-    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
-        contact = max(border["top"][i] / w, border["bottom"][i] / w, border["left"][i] / h, border["right"][i] / h)
-        comps.append({
-            "label": i, "size": int(sizes[i]), "box": [sl[1].start, sl[0].start, sl[1].stop, sl[0].stop],
-            "border": bool(contact > 0), "contact": float(contact),
-        })
-    return labels, comps
-
-
-def _gap(a: list[int], b: list[int]) -> float:
-    """Distance between two boxes [x0, y0, x1, y1]; 0 when they overlap."""
-    dx = max(a[0] - b[2], b[0] - a[2], 0)
-    dy = max(a[1] - b[3], b[1] - a[3], 0)
-    return float(np.hypot(dx, dy))
-
-
-def _union(boxes: list[list[int]]) -> list[int]:
-    return [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
-
-
-def _drop_edges(comps: list[dict], shape: tuple[int, int]) -> list[dict]:
-    """Without paper edges, table and shadows: parts that run along a border or cover a quarter of the image."""
-    area = shape[0] * shape[1]
-    keep = [c for c in comps if not (c["border"] and (c["contact"] >= 0.25 or c["size"] > 0.25 * area))]
-    return keep or comps
-
-
-def select_character(labels: np.ndarray, comps: list[dict], label: str = "image") -> np.ndarray:
-    """The mask of the one character: the largest part and the parts near it; specks and edges dropped."""
-    from handwritten.errors import HandwrittenError
-
-    pool = _drop_edges([c for c in comps if c["size"] >= 3], labels.shape)
-    if not pool:
-        raise HandwrittenError(f"{label}: no ink found (a blank page, or too little contrast)")
-    main = max(pool, key=lambda c: c["size"])
-    chosen, box = [main], main["box"]
-    rest = [c for c in pool if c is not main and c["size"] >= 0.015 * main["size"]]
-    grew = True
-    while grew:  # parts near the character (an i's dot, a broken stroke) join it
-        grew = False
-        reach = 0.35 * max(box[2] - box[0], box[3] - box[1])
-        for c in list(rest):
-            if _gap(c["box"], box) <= reach:
-                chosen.append(c)
-                rest.remove(c)
-                box = _union([box, c["box"]])
-                grew = True
-    return np.isin(labels, [c["label"] for c in chosen])
-
-
 def preprocess(source, framing: dict | None = None, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A person's image of one character as the model's training data looks: uint8 28x28, upright.
 
@@ -326,11 +286,34 @@ def preprocess(source, framing: dict | None = None, name: str | None = None, max
     label = _describe(source, name)
     framing = framing_from_meta({"framing": framing})
     ink, mask = normalise(load_grey(source, label, max_pixels)[0], label)
-    labels, comps = components(mask)
-    return frame(ink, select_character(labels, comps, label), framing)
+    labels, comps = marks.components(mask, min_size=3)
+    return frame(ink, marks.select_character(labels, comps, label), framing)
 
 
 # ---------------------------------------------------------------- a line of characters
+
+
+def find_line(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """The characters of a line written left to right, without a mask each (see :func:`segment_line`).
+
+    Returns:
+        ``(ink, groups, characters)``: the normalised ink image; ``groups``, the same size,
+        numbering each pixel with its character (1 for the leftmost, 0 for none), so the mask of
+        character ``k`` is ``groups == k + 1`` and is made only when it is needed; per character,
+        ``box`` [x0, y0, x1, y1] in the input image's pixels and ``space_before``.
+
+    Raises:
+        HandwrittenError: naming the image, when it cannot be read, holds no ink, or holds more
+            separate marks than a line has (``marks.MAX_MARKS``).
+    """
+    label = _describe(source, name)
+    grey, factor = load_grey(source, label, max_pixels)
+    ink, mask = normalise(grey, label)
+    labels, comps = marks.components(mask, min_size=3)
+    groups, characters = marks.line_characters(labels, comps, label)
+    for c in characters:
+        c["box"] = [int(round(v * factor)) for v in c["box"]]  # in the input's pixels
+    return ink, groups, characters
 
 
 def segment_line(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, list[dict]]:
@@ -347,47 +330,10 @@ def segment_line(source, name: str | None = None, max_pixels: int = MAX_PIXELS) 
         image's pixels, and ``space_before`` (bool).
 
     Raises:
-        HandwrittenError: naming the image, when it cannot be read or holds no ink.
+        HandwrittenError: naming the image, when it cannot be read, holds no ink, or holds more
+            than ``marks.MAX_MARKS`` separate marks.
     """
-    from handwritten.errors import HandwrittenError
+    ink, groups, characters = find_line(source, name, max_pixels)
+    return ink, [{"mask": groups == k, **c} for k, c in enumerate(characters, start=1)]
 
-    label = _describe(source, name)
-    grey, factor = load_grey(source, label, max_pixels)
-    ink, mask = normalise(grey, label)
-    labels, comps = components(mask)
-    comps = _drop_edges([c for c in comps if c["size"] >= 3], mask.shape)
-    if not comps:
-        raise HandwrittenError(f"{label}: no ink found (a blank page, or too little contrast)")
-    typical = float(np.median([c["size"] for c in comps]))
-    comps = [c for c in comps if c["size"] >= 0.03 * typical]
 
-    groups = [[c] for c in sorted(comps, key=lambda c: c["box"][0])]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(groups)):
-            for j in range(i + 1, len(groups)):
-                a, b = _union([c["box"] for c in groups[i]]), _union([c["box"] for c in groups[j]])
-                overlap = min(a[2], b[2]) - max(a[0], b[0])
-                if overlap >= 0.5 * min(a[2] - a[0], b[2] - b[0]):
-                    groups[i] += groups.pop(j)
-                    merged = True
-                    break
-            if merged:
-                break
-
-    boxes = [_union([c["box"] for c in g]) for g in groups]
-    order = sorted(range(len(groups)), key=lambda i: (boxes[i][0] + boxes[i][2]) / 2)
-    groups, boxes = [groups[i] for i in order], [boxes[i] for i in order]
-    gaps = [boxes[i + 1][0] - boxes[i][2] for i in range(len(boxes) - 1)]
-    height = float(np.median([b[3] - b[1] for b in boxes]))
-    typical_gap = float(np.median(np.clip(gaps, 0, None))) if gaps else 0.0
-    wide = max(2.5 * typical_gap, typical_gap + 0.5 * height)
-    out = []
-    for i, (g, b) in enumerate(zip(groups, boxes)):
-        out.append({
-            "mask": np.isin(labels, [c["label"] for c in g]),
-            "box": [int(round(v * factor)) for v in b],  # in the input's pixels
-            "space_before": bool(i > 0 and gaps[i - 1] > wide),
-        })
-    return ink, out

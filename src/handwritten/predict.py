@@ -177,11 +177,13 @@ class Recognizer:
             [x0, y0, x1, y1] in the image's pixels, ``space_before`` and ``input``.
 
         Raises:
-            HandwrittenError: the image cannot be read or holds no ink.
+            HandwrittenError: the image cannot be read, holds no ink, or holds more separate
+                marks than a line has.
         """
         name = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
-        ink, parts = imgs.segment_line(image, name=name, max_pixels=self.max_pixels)
-        framed = np.stack([imgs.frame(ink, p["mask"], self.framing) for p in parts])
+        ink, groups, parts = imgs.find_line(image, name=name, max_pixels=self.max_pixels)
+        # One character's mask at a time: a line of hundreds of marks needs no mask per mark at once.
+        framed = np.stack([imgs.frame(ink, groups == k, self.framing) for k in range(1, len(parts) + 1)])
         probs = self.predict_arrays(framed)
         characters, text = [], ""
         for p, x, pr in zip(parts, framed, probs):
@@ -253,8 +255,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "predict",
         help="recognise the character in each image (or a line of characters with --line)",
-        description="Recognise handwritten characters in your own images: PNG, JPEG, BMP, GIF or anything Pillow "
-        "opens, any size, dark ink on light paper or light on dark. Exit status 1 if any image failed.",
+        description="Recognise handwritten characters in your own images: PNG, JPEG, GIF, BMP, TIFF, WebP or PPM, "
+        "any size, dark ink on light paper or light on dark. Exit status 1 if any image failed.",
     )
     p.add_argument("model", help="model file (.keras, .h5 or .onnx)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")

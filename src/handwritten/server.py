@@ -1,11 +1,18 @@
 """``handwritten serve``: a web page and an HTTP API that recognise drawn or uploaded characters.
 
 The model is loaded once. Nothing slow runs on the event loop: images are decoded and framed
-in a thread pool, in parallel, and the framed 28x28 images of requests that arrive together
-go to the model as one batch (``ModelWorker``), so a large photo delays only its own answer
-and many clients cost few model calls. Request bodies are read with a size cap and a time
-limit, images are checked for their pixel count before they are decoded, and every bad input
-gets a 4xx JSON ``{"error": ...}`` that says what is wrong.
+by a few threads in parallel (``workers.ImageWorkers``), and the framed 28x28 images of
+requests that arrive together go to the model as one batch (``workers.ModelWorker``), so a
+large photo delays only its own answer and many clients cost few model calls. Request bodies
+are read with a size cap and a time limit, images are checked for their pixel count before
+they are decoded (``uploads``), and every bad input gets a 4xx JSON ``{"error": ...}`` that
+says what is wrong.
+
+No request holds the server for long: preparing an image has a deadline (503 after it), a
+client must send its request headers within ``HEADER_TIMEOUT_S``, and on SIGTERM requests
+still running after ``SHUTDOWN_GRACE_S`` are cancelled. Only requests for the host names the
+server is bound to are answered (a web page elsewhere cannot reach a server on 127.0.0.1
+through a name of its own, DNS rebinding), unless ``--allow-host`` adds more.
 
 The page (``static/``) needs nothing from outside the package, so it works offline.
 """
@@ -13,26 +20,27 @@ The page (``static/``) needs nothing from outside the package, so it works offli
 # No "from __future__ import annotations": FastAPI reads the endpoints' annotations at run time.
 import asyncio
 import base64
-import concurrent.futures
 import functools
 import io
 import os
-import queue
-import threading
 from pathlib import Path
 
 from handwritten import __version__
 from handwritten.errors import HandwrittenError
+from handwritten.guards import HEADER_TIMEOUT_S, LOOPBACK_HOSTS, HostCheck, header_deadline, served_hosts
+from handwritten.uploads import READ_TIMEOUT_S, RequestError, frame_upload, open_image, read_line_upload, read_upload  # noqa: F401 (open_image: for callers)
+from handwritten.workers import Busy, ImageWorkers, ModelWorker
 
 STATIC = Path(__file__).with_name("static")
 DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_MAX_PIXELS = 20_000_000
-READ_TIMEOUT_S = 30.0  # a client that stops sending half-way through a body is dropped after this
 MODEL_TIMEOUT_S = 60.0  # a request waits at most this long for the model before getting a 503
-MAX_BATCH = 64  # images per model call; more queued requests wait for the next call
-MULTIPART_SLACK = 64_000  # room for a multipart body's headers and boundaries around the file
-# Formats read from uploads. Pillow can open more (EPS runs Ghostscript), which a server should not.
-FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # JPEG includes phones' multi-picture (MPO) files
+# A request's image is decoded and framed (or its line read) within this, else it gets a 503.
+# A line of the most marks allowed takes a few seconds on one core; a normal one well under 1 s.
+PREPARE_TIMEOUT_S = 20.0
+KEEP_ALIVE_S = 5  # an idle connection between requests is closed after this
+MAX_HEADER_BYTES = 16_384  # request line and headers; more is answered 400
+SHUTDOWN_GRACE_S = 3  # on SIGTERM or Ctrl-C, requests still running after this are cancelled
 # The page loads only its own files; this also keeps it working offline.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'",
@@ -40,41 +48,7 @@ PAGE_HEADERS = {
 }
 
 
-class RequestError(HandwrittenError):
-    """A bad request: the HTTP status to answer with and a message for the client."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-# --- images -------------------------------------------------------------------------------
-
-
-def open_image(data: bytes, max_pixels: int):
-    """Decode an uploaded image fully, refusing non-images, truncated files and oversized ones."""
-    from PIL import Image
-
-    try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)
-    except Image.DecompressionBombError as exc:
-        raise RequestError(413, f"image too large: {exc}") from None
-    except Exception:  # Pillow raises several types for bytes it cannot identify.
-        raise RequestError(
-            400, f"body is not an image: {len(data)} bytes that are not {', '.join(FORMATS)}"
-        ) from None
-    width, height = image.size
-    if width * height > max_pixels:
-        raise RequestError(
-            413,
-            f"image too large: {width}x{height} is {width * height / 1e6:.1f} megapixels; "
-            f"the limit is {max_pixels / 1e6:g} megapixels",
-        )
-    try:
-        image.load()
-    except Exception as exc:  # truncated or corrupt data surfaces as OSError, SyntaxError, ValueError...
-        raise RequestError(400, f"{image.format} image could not be decoded (truncated or corrupt?): {exc}") from None
-    return image
+# --- answers -------------------------------------------------------------------------------
 
 
 def png_base64(array) -> str:
@@ -91,143 +65,12 @@ def candidates(pairs) -> list[dict]:
     return [{"character": str(c), "probability": float(p)} for c, p in pairs]
 
 
-def frame_upload(data: bytes, recognizer, max_pixels: int):
-    """Decode an upload and frame it as the model's training images are framed: uint8 28x28."""
-    from handwritten.images import preprocess
-
-    image = open_image(data, max_pixels)
-    return preprocess(image, recognizer.framing, name="image", max_pixels=max_pixels)
-
-
-# --- the model thread ----------------------------------------------------------------------
-
-
-class ModelWorker:
-    """Runs every single-character model call in one thread, batching the images that wait together.
-
-    Images arrive already framed (28x28), so the costly part, decoding and framing a person's
-    image, runs in parallel in the request threads and a large photo delays only its own
-    answer. The model call that remains costs about the same for one image as for dozens, so
-    whatever arrived while the previous call ran goes into the next: the batch grows with the
-    load by itself, without a timer.
-    """
-
-    def __init__(self, recognizer, max_batch: int = MAX_BATCH):
-        self.recognizer = recognizer
-        self.max_batch = max_batch
-        self.jobs: queue.Queue = queue.Queue()
-        self.thread = threading.Thread(target=self._run, name="handwritten-model", daemon=True)
-        self.thread.start()
-
-    def submit(self, framed) -> concurrent.futures.Future:
-        """A future for the class probabilities of one framed uint8 28x28 image."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self.jobs.put((framed, future))
-        return future
-
-    def _run(self) -> None:
-        import numpy as np
-
-        while True:
-            batch = [self.jobs.get()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self.jobs.get_nowait())
-                except queue.Empty:
-                    break
-            # A request that timed out has cancelled its future; it is not worth a model call.
-            batch = [(x, future) for x, future in batch if future.set_running_or_notify_cancel()]
-            if not batch:
-                continue
-            try:
-                probs = self.recognizer.predict_arrays(np.stack([x for x, _ in batch]))
-            except Exception as exc:  # handed to every waiting request, which answers with it
-                for _, future in batch:
-                    future.set_exception(exc)
-                continue
-            for (_, future), p in zip(batch, probs):
-                future.set_result(p)
-
-
 def ranked(probs, mapping: str, top: int) -> list[dict]:
     """The ``top`` most likely characters, most likely first."""
     import numpy as np
 
     order = np.argsort(-probs, kind="stable")[:top]
     return [{"character": mapping[k], "probability": float(probs[k])} for k in order]
-
-
-# --- request bodies ------------------------------------------------------------------------
-
-
-async def read_upload(request, max_bytes: int, timeout: float = READ_TIMEOUT_S) -> bytes:
-    """The image bytes of a request: a raw body, or the file of a multipart upload."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    multipart = media == "multipart/form-data"
-    if not (multipart or media in ("", "application/octet-stream") or media.startswith("image/")):
-        raise RequestError(
-            415,
-            f"content type {media!r} is not accepted: send the image as the body (image/png, image/jpeg, "
-            "application/octet-stream) or as a multipart/form-data upload in field 'file'",
-        )
-    limit = max_bytes + (MULTIPART_SLACK if multipart else 0)
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise RequestError(413, f"body too large: {int(length)} bytes; the limit is {max_bytes} bytes")
-    try:
-        body = await asyncio.wait_for(_read_capped(request, limit, max_bytes), timeout)
-    except asyncio.TimeoutError:
-        raise RequestError(408, f"body not received within {timeout:g} s") from None
-    if multipart:
-        body = await _multipart_file(request.scope, body)
-    if not body:
-        raise RequestError(400, "empty body: send an image (PNG, JPEG, ...) as the body or in field 'file'")
-    if len(body) > max_bytes:
-        raise RequestError(413, f"image too large: {len(body)} bytes; the limit is {max_bytes} bytes")
-    return body
-
-
-async def _read_capped(request, limit: int, max_bytes: int) -> bytes:
-    from starlette.requests import ClientDisconnect
-
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise RequestError(413, f"body too large: over {max_bytes} bytes, the limit")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise RequestError(400, "the client disconnected before sending the whole body") from None
-    return b"".join(chunks)
-
-
-async def _multipart_file(scope, body: bytes) -> bytes:
-    """The file in a multipart body already read (and size-checked) into memory."""
-    from starlette.datastructures import UploadFile
-    from starlette.requests import Request
-
-    sent = False
-
-    async def receive():
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        form = await Request(scope, receive).form(max_files=4, max_fields=16)
-    except Exception as exc:  # the multipart parser's errors all mean a malformed body
-        raise RequestError(400, f"malformed multipart body: {getattr(exc, 'detail', exc)}") from None
-    try:
-        files = [value for key, value in form.multi_items() if isinstance(value, UploadFile)]
-        files.sort(key=lambda f: f is not form.get("file"))  # field 'file' first, else the first file
-        if not files:
-            raise RequestError(422, "multipart body has no file: send the image in field 'file'")
-        return await files[0].read()
-    finally:
-        await form.close()
 
 
 # --- the application -----------------------------------------------------------------------
@@ -302,7 +145,13 @@ def image_body_doc() -> dict:
 
 
 def create_app(
-    model, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS, read_timeout: float = READ_TIMEOUT_S
+    model,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    read_timeout: float = READ_TIMEOUT_S,
+    prepare_timeout: float = PREPARE_TIMEOUT_S,
+    allowed_hosts=LOOPBACK_HOSTS,
 ):
     """The FastAPI application serving ``model``: a model file's path or a loaded ``Recognizer``.
 
@@ -311,13 +160,15 @@ def create_app(
         max_bytes: largest accepted image file in bytes.
         max_pixels: largest accepted image in pixels (width x height), checked before decoding.
         read_timeout: seconds a client may take to send its body before it gets a 408.
+        prepare_timeout: seconds an image may take to be decoded and framed (or its line read,
+            the model call included) before the request gets a 503.
+        allowed_hosts: the host names requests may be for (their Host header); ``"*"`` allows any.
     """
     from typing import Annotated
 
     from fastapi import FastAPI, Query, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse
-    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
     from starlette.staticfiles import StaticFiles
 
@@ -330,17 +181,20 @@ def create_app(
     recognizer = model
     info = dict(recognizer.info())
     worker = ModelWorker(recognizer)
+    preparers = ImageWorkers()
     ApiError, _, Prediction, _, LineReading, ModelInfo, Health = schemas()
     mapping = recognizer.mapping
     classes = len(mapping)
 
     errors = {
-        400: {"model": ApiError, "description": "not an image, an empty body, a truncated image or a malformed upload"},
+        400: {"model": ApiError, "description": "not an image, an empty body, a truncated image, a malformed upload, "
+              "or a host name the server does not serve"},
         408: {"model": ApiError, "description": "the body did not arrive in time"},
         413: {"model": ApiError, "description": f"image over {max_bytes} bytes or {max_pixels} pixels"},
         415: {"model": ApiError, "description": "content type is not an image, octet-stream or multipart upload"},
-        422: {"model": ApiError, "description": "bad query parameter, no file in the upload, or no character found"},
-        503: {"model": ApiError, "description": "the model did not answer in time"},
+        422: {"model": ApiError, "description": "bad query parameter, no file in the upload, no character found, "
+              "or too many separate marks"},
+        503: {"model": ApiError, "description": "the server is busy: the image or the model did not finish in time"},
     }
     app = FastAPI(
         title="handwritten",
@@ -349,6 +203,7 @@ def create_app(
         docs_url=None,  # the interactive docs load scripts from outside; the page must work offline
         redoc_url=None,
     )
+    app.add_middleware(HostCheck, hosts=list(allowed_hosts))
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc):
@@ -369,9 +224,18 @@ def create_app(
         except asyncio.TimeoutError:
             raise RequestError(503, f"the model did not answer within {MODEL_TIMEOUT_S:g} s; try again") from None
 
-    async def in_thread(fn, *args, **kwargs):
+    async def prepare(fn, *args):
+        """``fn(*args)`` in an image thread, waited for at most ``prepare_timeout`` seconds."""
         try:
-            return await run_in_threadpool(fn, *args, **kwargs)
+            future = preparers.submit(fn, *args)
+        except Busy as exc:
+            raise RequestError(503, f"the server is busy: {exc}; try again shortly") from None
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), prepare_timeout)
+        except asyncio.TimeoutError:  # a job not yet started is skipped; one running finishes unread
+            raise RequestError(
+                503, f"the image was not read within {prepare_timeout:g} s (the server is busy); try again shortly"
+            ) from None
         except RequestError:
             raise
         except HandwrittenError as exc:  # the image is readable but not usable, e.g. no ink on it
@@ -383,7 +247,7 @@ def create_app(
     async def predict(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(5, classes)):
         """Recognise the one character in an image."""
         data = await read_upload(request, max_bytes, read_timeout)
-        framed = await in_thread(frame_upload, data, recognizer, max_pixels)
+        framed = await prepare(frame_upload, data, recognizer, max_pixels)
         best = ranked(await answer(worker.submit(framed)), mapping, top)
         return {**best[0], "top": best, "input_png": png_base64(framed)}
 
@@ -391,9 +255,8 @@ def create_app(
     async def predict_line(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(3, classes)):
         """Read a line of characters written left to right."""
         data = await read_upload(request, max_bytes, read_timeout)
-        image = await in_thread(open_image, data, max_pixels)
-        # Segmenting a line is slow; the Recognizer's own lock keeps its model calls one at a time.
-        result = await in_thread(recognizer.read_line, image, top=top)
+        # The Recognizer's own lock keeps its model calls one at a time.
+        result = await prepare(read_line_upload, data, recognizer, max_pixels, top)
         chars = [
             {
                 "character": c["character"],
@@ -435,12 +298,27 @@ def run_serve(args) -> int:
 
     check_number("--max-mb", args.max_mb, 0, 1_000_000, ends="(]")  # a terabyte: any more is a typo
     check_number("--max-megapixels", args.max_megapixels, 0, 1_000_000, ends="(]")
-    app = create_app(args.model, max_bytes=int(args.max_mb * 1e6), max_pixels=int(args.max_megapixels * 1e6))
+    hosts = served_hosts(args.host, args.allow_host)
+    app = create_app(
+        args.model, max_bytes=int(args.max_mb * 1e6), max_pixels=int(args.max_megapixels * 1e6), allowed_hosts=hosts
+    )
     import uvicorn
 
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    if args.host not in LOOPBACK_HOSTS:
         print(f"note: listening on {args.host}; anyone who can reach it can use the model (there is no login)")
-    uvicorn.run(app, host=args.host, port=args.port, access_log=not args.quiet, log_level="info")
+        if hosts != ["*"]:
+            print(f"note: answering requests for {', '.join(hosts)} only; add --allow-host NAME for the name clients use")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=not args.quiet,
+        log_level="info",
+        http=header_deadline(HEADER_TIMEOUT_S),
+        timeout_keep_alive=KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
     return 0
 
 
@@ -452,6 +330,11 @@ def register(sub) -> None:
     p.add_argument("--max-mb", type=float, default=DEFAULT_MAX_BYTES / 1e6, help="largest image file accepted, MB (default: %(default)s)")
     p.add_argument(
         "--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, help="largest image accepted, megapixels (default: %(default)s)"
+    )
+    p.add_argument(
+        "--allow-host", action="append", default=[], metavar="NAME",
+        help="also answer requests for this host name (the name clients use to reach the server); repeatable; "
+        "'*' answers any (default: the --host address, and 127.0.0.1, localhost and ::1 when listening on loopback)",
     )
     p.add_argument("--quiet", action="store_true", help="do not log each request (default: %(default)s)")
     p.set_defaults(run=run_serve)
