@@ -211,3 +211,28 @@ def test_draw_upload_clear_and_read_a_line(page, server, tmp_path):
     assert page.get_attribute("#text", "data-text") == expected["text"]
     shown = page.evaluate("[...document.querySelectorAll('#chars li')].map(li => li.dataset.character)")
     assert shown == [c["character"] for c in expected["characters"]]
+
+
+@pytest.mark.slow
+def test_the_charset_chosen_goes_with_the_request_and_bounds_the_answer(page, server):
+    sent = []
+    page.on("request", lambda r: "/api/predict" in r.url and sent.append(r.url))
+    strokes(page, [[(140, 40), (140, 240)]])  # a bar: a 1, an l or an I
+    settle(page)
+    assert sent and "charset" not in sent[-1]
+
+    answered = int(page.evaluate("document.body.dataset.answers"))
+    page.select_option("#charset", "digits")  # the same drawing, read again
+    wait_for(page, f"Number(document.body.dataset.answers) > {answered}")
+    settle(page)
+    assert "charset=digits" in sent[-1]
+    expected = api(server, "/api/predict?top=5&charset=digits", canvas_png(page))
+    assert expected["character"].isdigit()
+    check_shows(page, expected)
+    assert all(b["character"].isdigit() for b in shown_bars(page))
+
+    page.check('input[value="line"]')  # the choice stays for lines
+    strokes(page, LINE)
+    settle(page)
+    assert "/api/predict/line?" in sent[-1] and "charset=digits" in sent[-1]
+    assert page.get_attribute("#text", "data-text").isdigit()

@@ -168,6 +168,32 @@ def test_predict_line_reads_characters_left_to_right(client, recognizer):
         assert len(c["top"]) == 2 and c["top"][0]["character"] == c["character"]
 
 
+def test_predict_charset_keeps_to_it_and_renormalises(client):
+    image = encode(draw("1"))  # a 1 is as much an l or an I
+    body = client.post("/api/predict?charset=digits&top=62", content=image).json()
+    assert body["character"] in "0123456789" and len(body["top"]) == 10
+    assert {c["character"] for c in body["top"]} == set("0123456789")
+    assert sum(c["probability"] for c in body["top"]) == pytest.approx(1, abs=1e-6)
+    body = client.post("/api/predict?charset=AL&top=5", content=image).json()
+    assert body["character"] in "AL" and len(body["top"]) == 2
+
+
+def test_predict_line_charset(client, recognizer):
+    image = draw("17LA")
+    body = client.post("/api/predict/line?charset=digits", content=encode(image)).json()
+    assert len(body["characters"]) == 4 and body["text"].isdigit()
+    assert body["text"] == recognizer.read_line(image, charset="digits")["text"]
+    for c in body["characters"]:
+        assert all(t["character"].isdigit() for t in c["top"])
+
+
+@pytest.mark.parametrize("path", ["/api/predict", "/api/predict/line"])
+@pytest.mark.parametrize("charset,words", [("", ["empty"]), ("digit", ["unknown charset", "digits"]),
+                                           ("%2B%C3%A9", ["no class for", "'+' '\u00e9'"])])
+def test_bad_charset_is_a_422_naming_it(client, path, charset, words):
+    assert_error(client.post(f"{path}?charset={charset}", content=encode(draw("1"))), 422, "charset", *words)
+
+
 def test_model_worker_batches_give_the_same_answers(recognizer):
     from handwritten.images import preprocess
 

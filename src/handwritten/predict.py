@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handwritten import charset as charsets
 from handwritten import images as imgs
 from handwritten.errors import HandwrittenError
 
@@ -127,8 +128,17 @@ class Recognizer:
                     out[start:start + len(batch)] = np.asarray(self._model(batch, training=False))
         return out
 
-    def _result(self, name: str, probs: np.ndarray, top: int) -> dict:
-        order = np.argsort(-probs)[: max(1, min(top, len(self.mapping)))]
+    def classes(self, charset: str | None) -> np.ndarray | None:
+        """The class indices a charset allows (see :func:`handwritten.charset.classes`); None for all.
+
+        Raises:
+            HandwrittenError: an empty or unknown charset, or characters this model does not have.
+        """
+        return charsets.classes(charset, self.mapping)
+
+    def _result(self, name: str, probs: np.ndarray, top: int, allowed: np.ndarray | None = None) -> dict:
+        count = len(self.mapping) if allowed is None else len(allowed)
+        order = np.argsort(-probs, kind="stable")[: max(1, min(top, count))]
         return {
             "image": name,
             "character": self.mapping[order[0]],
@@ -136,7 +146,7 @@ class Recognizer:
             "top": [[self.mapping[k], float(probs[k])] for k in order],
         }
 
-    def predict(self, images, top: int = 5, names: list[str] | None = None) -> list[dict]:
+    def predict(self, images, top: int = 5, names: list[str] | None = None, charset: str | None = None) -> list[dict]:
         """Recognise one character in each image.
 
         Args:
@@ -144,12 +154,19 @@ class Recognizer:
                 array (any size, colour or grey, dark on light or light on dark).
             top: how many alternatives to list.
             names: how to name each image in results and errors (default: its path, else "image N").
+            charset: only these classes are considered, probabilities renormalised over them:
+                ``digits``, ``upper``, ``lower``, ``letters``, ``alnum`` or the characters
+                themselves (see :mod:`handwritten.charset`); None for every class.
 
         Returns:
             Per image, in order: ``image``, ``character``, ``probability``, ``top``
             ([[character, probability], ...]) and ``input`` (the uint8 28x28 upright image the
             model saw); or ``image`` and ``error`` for an image that could not be read.
+
+        Raises:
+            HandwrittenError: a bad charset (before any image is read).
         """
+        allowed = self.classes(charset)
         if not isinstance(images, (list, tuple)):
             images = [images]
         results, framed = [], []
@@ -161,15 +178,22 @@ class Recognizer:
                 framed.append(x)
             except HandwrittenError as exc:
                 results.append({"image": name, "error": str(exc)})
-        probs = iter(self.predict_arrays(np.stack(framed)) if framed else [])
+        probs = iter(charsets.restrict(self.predict_arrays(np.stack(framed)), allowed) if framed else [])
         for r in results:
             if "input" in r:
                 x = r.pop("input")
-                r.update(self._result(r["image"], next(probs), top), input=x)
+                r.update(self._result(r["image"], next(probs), top, allowed), input=x)
         return results
 
-    def read_line(self, image, top: int = 3, name: str | None = None) -> dict:
+    def read_line(self, image, top: int = 3, name: str | None = None, charset: str | None = None,
+                  context: bool = True) -> dict:
         """Read a line of separately written characters, left to right.
+
+        Args:
+            charset: only these classes are considered (see :meth:`predict`).
+            context: let the line decide what each character's shape leaves open: case from its
+                height against the line's, digits or letters from its word (see
+                :mod:`handwritten.context`); probabilities are then the model's weighed by it.
 
         Returns:
             ``image``, ``text`` (spaces where a gap is much wider than the typical one) and
@@ -177,17 +201,22 @@ class Recognizer:
             [x0, y0, x1, y1] in the image's pixels, ``space_before`` and ``input``.
 
         Raises:
-            HandwrittenError: the image cannot be read, holds no ink, or holds more separate
-                marks than a line has.
+            HandwrittenError: a bad charset, or the image cannot be read, holds no ink, or holds
+                more separate marks than a line has.
         """
+        allowed = self.classes(charset)
         name = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
         ink, groups, parts = imgs.find_line(image, name=name, max_pixels=self.max_pixels)
         # One character's mask at a time: a line of hundreds of marks needs no mask per mark at once.
         framed = np.stack([imgs.frame(ink, groups == k, self.framing) for k in range(1, len(parts) + 1)])
-        probs = self.predict_arrays(framed)
+        probs = charsets.restrict(self.predict_arrays(framed), allowed)
+        if context:
+            from handwritten import context as line_context
+
+            probs = line_context.apply(probs, [p["box"] for p in parts], [p["space_before"] for p in parts], self.mapping)
         characters, text = [], ""
         for p, x, pr in zip(parts, framed, probs):
-            r = self._result(name, pr, top)
+            r = self._result(name, pr, top, allowed)
             del r["image"]
             r.update(box=p["box"], space_before=p["space_before"], input=x)
             characters.append(r)
@@ -195,13 +224,13 @@ class Recognizer:
         return {"image": name, "text": text, "characters": characters}
 
 
-def predict(model, images, top: int = 5) -> list[dict]:
+def predict(model, images, top: int = 5, charset: str | None = None) -> list[dict]:
     """Recognise one character per image with ``model`` (a path or a :class:`Recognizer`).
 
     See :meth:`Recognizer.predict` for what ``images`` may be and what comes back.
     """
     recognizer = model if isinstance(model, Recognizer) else Recognizer(model)
-    return recognizer.predict(images, top=top)
+    return recognizer.predict(images, top=top, charset=charset)
 
 
 def _public(result: dict) -> dict:
@@ -221,12 +250,13 @@ def run_predict(args) -> int:
     if args.top is not None and args.top < 1:
         raise HandwrittenError(f"--top must be at least 1, got {args.top}")
     recognizer = Recognizer(args.model)
+    recognizer.classes(args.charset)  # a bad charset is one error, not one per image
     failed = 0
     if args.line:
         top = args.top or 3
         for path in args.images:
             try:
-                result = recognizer.read_line(path, top=top, name=path)
+                result = recognizer.read_line(path, top=top, name=path, charset=args.charset, context=args.context)
             except HandwrittenError as exc:
                 result = {"image": path, "error": str(exc)}
             failed += "error" in result
@@ -239,7 +269,7 @@ def run_predict(args) -> int:
                 for c in result["characters"]:
                     print(f"  {c['character']} {c['probability']:6.1%}  box {c['box']}")
         return 1 if failed else 0
-    results = recognizer.predict(args.images, top=args.top or 5, names=args.images)
+    results = recognizer.predict(args.images, top=args.top or 5, names=args.images, charset=args.charset)
     for result in results:
         failed += "error" in result
         if args.json:
@@ -265,4 +295,10 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per image (default: %(default)s)")
     p.add_argument("--line", action="store_true",
                    help="each image is a line of separate characters; read them left to right (default: %(default)s)")
+    p.add_argument("--charset", default=None, metavar="SET",
+                   help="consider only these characters: digits, upper, lower, letters, alnum, or the characters "
+                   "themselves, e.g. 0123456789ABCDEF (default: %(default)s, every class of the model)")
+    p.add_argument("--no-context", dest="context", action="store_false",
+                   help="with --line, read each character alone, without the line's heights and neighbours "
+                   "(default: use them)")
     p.set_defaults(run=run_predict)

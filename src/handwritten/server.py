@@ -242,21 +242,38 @@ def create_app(
             raise RequestError(422, str(exc)) from None
 
     top_doc = f"how many of the most likely characters to return (1-{classes})"
+    charset_doc = ("consider only these characters, probabilities renormalised over them: digits, upper, lower, "
+                   "letters, alnum, or the characters themselves (e.g. 0123456789ABCDEF); every class when absent")
+    Charset = Annotated[str | None, Query(max_length=200, description=charset_doc)]
+
+    def allowed(charset):
+        """The charset's classes; a bad charset is answered 422 before the body is read."""
+        try:
+            return recognizer.classes(charset)
+        except HandwrittenError as exc:
+            raise RequestError(422, f"charset: {exc}") from None
 
     @app.post("/api/predict", response_model=Prediction, responses=errors, openapi_extra=image_body_doc())
-    async def predict(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(5, classes)):
+    async def predict(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(5, classes),
+                      charset: Charset = None):
         """Recognise the one character in an image."""
+        from handwritten.charset import restrict
+
+        chosen = allowed(charset)
         data = await read_upload(request, max_bytes, read_timeout)
         framed = await prepare(frame_upload, data, recognizer, max_pixels)
-        best = ranked(await answer(worker.submit(framed)), mapping, top)
+        probs = restrict(await answer(worker.submit(framed)), chosen)
+        best = ranked(probs, mapping, top if chosen is None else min(top, len(chosen)))
         return {**best[0], "top": best, "input_png": png_base64(framed)}
 
     @app.post("/api/predict/line", response_model=LineReading, responses=errors, openapi_extra=image_body_doc())
-    async def predict_line(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(3, classes)):
+    async def predict_line(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(3, classes),
+                           charset: Charset = None):
         """Read a line of characters written left to right."""
+        allowed(charset)
         data = await read_upload(request, max_bytes, read_timeout)
         # The Recognizer's own lock keeps its model calls one at a time.
-        result = await prepare(read_line_upload, data, recognizer, max_pixels, top)
+        result = await prepare(read_line_upload, data, recognizer, max_pixels, top, charset)
         chars = [
             {
                 "character": c["character"],

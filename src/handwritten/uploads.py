@@ -62,9 +62,9 @@ def frame_upload(data: bytes, recognizer, max_pixels: int):
     return preprocess(image, recognizer.framing, name="image", max_pixels=max_pixels)
 
 
-def read_line_upload(data: bytes, recognizer, max_pixels: int, top: int) -> dict:
+def read_line_upload(data: bytes, recognizer, max_pixels: int, top: int, charset: str | None = None) -> dict:
     """Decode an upload and read the line of characters in it (see ``Recognizer.read_line``)."""
-    return recognizer.read_line(open_image(data, max_pixels), top=top, name="image")
+    return recognizer.read_line(open_image(data, max_pixels), top=top, name="image", charset=charset)
 
 
 async def read_upload(request, max_bytes: int, timeout: float = READ_TIMEOUT_S) -> bytes:

@@ -167,7 +167,7 @@ async function send() {
     headers = { "Content-Type": "image/png" };
   }
   try {
-    const response = await fetch(`${m.url}?top=${m.top}`, { method: "POST", body, headers });
+    const response = await fetch(`${m.url}?${query(m)}`, { method: "POST", body, headers });
     const data = await response.json();
     if (id > shown && requestEpoch === epoch) {
       shown = id;
@@ -190,6 +190,13 @@ async function send() {
     }
     mark();
   }
+}
+
+// The request's query: how many candidates, and the characters the answer may be when limited.
+function query(m) {
+  const params = new URLSearchParams({ top: String(m.top) });
+  if ($("charset").value) params.set("charset", $("charset").value);
+  return params.toString();
 }
 
 function percent(p) {
@@ -305,6 +312,7 @@ $("file").addEventListener("change", (e) => {
 for (const radio of document.querySelectorAll('input[name="mode"]')) {
   radio.addEventListener("change", () => setMode(radio.value));
 }
+$("charset").addEventListener("change", () => schedule(0)); // the same drawing, read again within the new set
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => {
   e.preventDefault();
