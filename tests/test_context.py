@@ -163,3 +163,10 @@ def test_read_line_uses_the_line_when_the_model_cannot_tell(trained_model, monke
     for c in result["characters"]:
         assert c["top"][0] == [c["character"], c["probability"]]
         assert abs(sum(p for _, p in c["top"]) - 1) < 1e-6
+
+
+def test_only_neighbours_the_model_is_sure_of_make_a_run():
+    # Two unsure letters (each as likely a digit) and one sure digit: the run is digits.
+    rows = [{"q": 0.55, "9": 0.4}, {"b": 0.6, "6": 0.35}, {"3": 0.99}, {"Z": 0.55, "2": 0.42}]
+    out = context.apply(probs(*rows), boxes_on(flat, *[TALL] * 4), [False] * 4, MAPPING)
+    assert read(out) == "9632"

@@ -31,6 +31,8 @@ CASE_WEIGHT = 8.0
 RUN_WEIGHT = 3.0
 # A word counts as digits (or letters) when that much of its other characters' probability is digits (letters).
 RUN_SHARE = 0.6
+# Only neighbours the model is this sure of count: an unsure one is as likely the other kind.
+SURE = 0.8
 # Heights within this fraction of the threshold between small and tall letters decide nothing.
 MARGIN = 0.08
 
@@ -127,7 +129,8 @@ def run_weights(probs: np.ndarray, mapping: str, spaces: list[bool]) -> np.ndarr
     """Per character and class, the weight its word's other characters give digits or letters (1 elsewhere).
 
     A word is digits when at least ``RUN_SHARE`` of its other characters' probability is on
-    digits, letters likewise; a character alone in its word gets no weight.
+    digits, letters likewise, counting only the characters the model is ``SURE`` of; a
+    character without such neighbours in its word gets no weight.
     """
     probs = np.asarray(probs, dtype=np.float64)
     weights = np.ones_like(probs)
@@ -136,9 +139,10 @@ def run_weights(probs: np.ndarray, mapping: str, spaces: list[bool]) -> np.ndarr
     if not digit.any() or not letter.any():
         return weights
     digit_mass, letter_mass = probs[:, digit].sum(axis=1), probs[:, letter].sum(axis=1)
+    sure = probs.max(axis=1) >= SURE
     for word in words(spaces):
         for i in word:
-            others = [k for k in word if k != i]
+            others = [k for k in word if k != i and sure[k]]
             if not others:
                 continue
             share = digit_mass[others].sum() / max(digit_mass[others].sum() + letter_mass[others].sum(), 1e-12)
