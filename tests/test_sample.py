@@ -64,11 +64,11 @@ def test_classes_can_be_told_apart(sample_dir):
     assert (predicted == data.y_test).mean() > 0.25
 
 
-@pytest.mark.parametrize("hershey_share", [1.0, 0.0])  # stroke fonts, then outline fonts
-def test_render_character_is_upright(hershey_share):
+@pytest.mark.parametrize("font_share", [0.0, 1.0])  # the pen model, then fonts
+def test_render_character_is_upright(font_share):
     """'L' has its stem on the left and its foot at the bottom; transposed, both would move."""
     rng = np.random.default_rng(0)
-    images = np.stack([render_character("L", rng, hershey_share=hershey_share) for _ in range(20)])
+    images = np.stack([render_character("L", rng, font_share=font_share) for _ in range(20)])
     assert images.shape == (20, 28, 28) and (images.max(axis=(1, 2)) == 255).all()
     # On average over the faces (a script L curls, so single drawings may not show it).
     mean = images.astype(float).mean(axis=0)
