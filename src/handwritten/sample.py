@@ -50,7 +50,7 @@ FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts
 # Printed faces matplotlib ships, used only where no handwriting font is installed.
 FALLBACK_FACES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSerif.ttf")
 
-CANVAS = strokes.CANVAS  # drawing resolution; a cap height of ~29 px leaves room for rotation and distortion
+CANVAS = strokes.CANVAS  # drawing resolution; a cap height of about half of it leaves room for distortion
 CAP_PX = strokes.CAP_PX
 GRID = 4  # the elastic distortion moves the corners of a GRID x GRID mesh over the canvas
 
@@ -106,7 +106,7 @@ def _draw_font(ch: str, rng: np.random.Generator):
     origin = (CANVAS / 2 - (x0 + x1) / 2, CANVAS / 2 - (y0 + y1) / 2)
     # stroke_width thickens the outline, standing in for a broader pen.
     ImageDraw.Draw(image).text(origin, ch, fill=255, font=font, anchor="ls",
-                               stroke_width=int(rng.integers(0, 3)), stroke_fill=255)
+                               stroke_width=int(rng.integers(0, 5)), stroke_fill=255)
     return image
 
 
@@ -155,10 +155,15 @@ def frame_like_emnist(image: np.ndarray, *, sigma: float = 1.0, pad: int = 2) ->
     from PIL import Image
     from scipy.ndimage import gaussian_filter
 
-    blurred = gaussian_filter(np.asarray(image, dtype=np.float32), sigma)
-    peak = float(blurred.max())
-    if peak <= 0:
+    image = np.asarray(image, dtype=np.float32)
+    ink_rows, ink_cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+    if len(ink_rows) == 0 or float(image.max()) <= 0:
         raise DataError("the image holds no ink to frame (it is blank)")
+    # Only the ink and the blur's reach around it: the same result as blurring the whole page.
+    reach = int(np.ceil(4 * sigma))
+    image = np.pad(image[ink_rows[0]:ink_rows[-1] + 1, ink_cols[0]:ink_cols[-1] + 1], reach)
+    blurred = gaussian_filter(image, sigma, mode="constant")
+    peak = float(blurred.max())
     # The blur's faint tails would otherwise count as ink and shrink the character.
     rows = np.flatnonzero((blurred > 0.05 * peak).any(axis=1))
     cols = np.flatnonzero((blurred > 0.05 * peak).any(axis=0))
@@ -174,7 +179,7 @@ def frame_like_emnist(image: np.ndarray, *, sigma: float = 1.0, pad: int = 2) ->
 
 
 def render_character(ch: str, rng: np.random.Generator, *, font_share: float = 0.3, rotation: float = 10.0,
-                     slant: float = 0.3, scale: float = 0.1, shift: float = 4.0, elastic: float = 1.6) -> np.ndarray:
+                     slant: float = 0.3, scale: float = 0.1, shift: float = 8.0, elastic: float = 3.2) -> np.ndarray:
     """Write one character as a random writer would, framed like EMNIST.
 
     Args:

@@ -18,8 +18,11 @@ import functools
 
 import numpy as np
 
-CANVAS = 64  # drawing resolution, as for the font drawings
-CAP_PX = 29.0  # a capital's height on the canvas, leaving room for slant and rotation
+# Drawing resolution: EMNIST's blur (sigma 1 px) was applied to NIST's 128x128 scans, where a
+# character stands about half the field high; the sample draws at that scale, so that the blur
+# softens its edges as much as it softened NIST's.
+CANVAS = 128
+CAP_PX = 58.0  # a capital's height on the canvas, leaving room for slant and rotation
 SPLINE_STEPS = 10  # points per spline segment before resampling by arc length
 
 
@@ -122,41 +125,33 @@ def writer(rng: np.random.Generator) -> dict:
         "aspect": float(np.exp(rng.normal(0.0, 0.15))),  # width over height against the skeleton's
         "rotation": float(rng.normal(0.0, 4.0)),  # degrees
         "roundness": float(rng.uniform(0.0, 0.05)),  # cap heights over which corners are smoothed
-        "width": float(np.exp(rng.uniform(np.log(1.4), np.log(8.0)))),  # pen width, canvas px
+        "width": float(np.exp(rng.uniform(np.log(0.04), np.log(0.19)))),  # pen width in cap heights
         "pressure": float(rng.uniform(0.0, 0.35)),  # how much the width changes along a stroke
-        "wobble": float(rng.uniform(0.0, 0.012)),  # a shaky hand, in cap heights
+        "wobble": float(rng.uniform(0.0, 0.006)),  # a shaky hand, in cap heights
         "sloppiness": float(rng.uniform(0.005, 0.035)),  # overshoots and gaps where strokes meet
         "warp": float(rng.uniform(0.0, 0.05)),  # the smooth displacement of the whole drawing
     }
 
 
-def _resample(path: np.ndarray, step: float) -> np.ndarray:
-    """Points every ``step`` along ``path`` (both ends kept)."""
+def _resample(path: np.ndarray, step: float, start: float = 0.0, end: float = 0.0) -> np.ndarray:
+    """Points every ``step`` along ``path``, lengthened (positive) or shortened (negative) at its start
+    and end by those lengths along the path's direction there: overshoots and gaps."""
+    if len(path) < 2:
+        path = np.concatenate([path, path])
     seg = np.hypot(*np.diff(path, axis=0).T)
     along = np.concatenate([[0.0], np.cumsum(seg)])
-    n = max(2, int(np.ceil(along[-1] / step)) + 1)
-    at = np.linspace(0.0, along[-1], n)
-    return np.column_stack([np.interp(at, along, path[:, 0]), np.interp(at, along, path[:, 1])])
-
-
-def _extend(path: np.ndarray, start: float, end: float) -> np.ndarray:
-    """Lengthen (positive) or shorten (negative) a path at each end: overshoots and gaps."""
-    if len(path) < 2:
-        return path
-    out = path
-    if end > 0:
-        d = out[-1] - out[-2]
-        out = np.concatenate([out, out[-1:] + d / max(np.hypot(*d), 1e-9) * end])
-    if start > 0:
-        d = out[0] - out[1]
-        out = np.concatenate([out[:1] + d / max(np.hypot(*d), 1e-9) * start, out])
-    cut_start, cut_end = max(0.0, -start), max(0.0, -end)
-    if cut_start or cut_end:
-        seg = np.hypot(*np.diff(out, axis=0).T)
-        along = np.concatenate([[0.0], np.cumsum(seg)])
-        keep = (along >= cut_start) & (along <= along[-1] - cut_end)
-        if keep.sum() >= 2:
-            out = out[keep]
+    total = along[-1]
+    first, last = -max(start, -total / 3), total + max(end, -total / 3)
+    n = max(2, int(np.ceil((last - first) / step)) + 1)
+    at = np.linspace(first, last, n)
+    # np.interp holds the end values beyond the path; extend along the end segments instead.
+    out = np.column_stack([np.interp(at, along, path[:, 0]), np.interp(at, along, path[:, 1])])
+    if start > 0 or end > 0:
+        head = (path[1] - path[0]) / max(seg[0], 1e-9)
+        tail = (path[-1] - path[-2]) / max(seg[-1], 1e-9)
+        before, after = at < 0, at > total
+        out[before] = path[0] + head * at[before, None]
+        out[after] = path[-1] + tail * (at[after, None] - total)
     return out
 
 
@@ -177,12 +172,12 @@ def pen_paths(skeleton, style: dict, rng: np.random.Generator, step: float = 0.0
     paths = []
     for stroke in skeleton:
         sloppy = style["sloppiness"]
-        path = _resample(np.asarray(stroke, dtype=np.float64), step)
-        path = _resample(_extend(path, *rng.normal(0.0, sloppy, 2)), step) + rng.normal(0.0, sloppy / 2, 2)
+        path = _resample(np.asarray(stroke, dtype=np.float64), step, *rng.normal(0.0, sloppy, 2))
+        path = path + rng.normal(0.0, sloppy / 2, 2)
         if style["roundness"] > 0 and len(path) > 4:
             path = gaussian_filter1d(path, style["roundness"] / step, axis=0, mode="nearest")
         n = len(path)
-        path = path + style["wobble"] * np.column_stack([_smooth_noise(n, rng, 8), _smooth_noise(n, rng, 8)])
+        path = path + style["wobble"] * np.column_stack([_smooth_noise(n, rng, 15), _smooth_noise(n, rng, 15)])
         for freq, phase, direction in waves:
             path = path + style["warp"] / 2 * np.sin(path @ freq * 2 * np.pi + phase)[:, None] * direction
         pressure = 1.0 + style["pressure"] * _smooth_noise(n, rng, 30)
@@ -207,19 +202,16 @@ def draw(ch: str, rng: np.random.Generator):
     centre = (low + high) / 2
     moved = [((p - centre) @ linear.T * CAP_PX, w) for p, w in paths]
     extent = max(float(np.abs(np.concatenate([m for m, _ in moved])).max()), 1e-6)
+    width = style["width"] * CAP_PX
     # A character wider or taller than the canvas is drawn smaller; framing scales it anyway.
-    fit = min(1.0, (CANVAS / 2 - 5) / extent)
+    fit = min(1.0, (CANVAS / 2 - width) / extent)
+    # A dab of ink every ~third of the pen's width: the stroke looks continuous at any width.
+    stride = max(1, int(round(0.35 * width / (0.01 * CAP_PX * fit))))
+    dabs = [np.column_stack([np.concatenate([path[::stride], path[-1:]]) * fit + CANVAS / 2,
+                             np.maximum(0.5, width / 2 * np.concatenate([factor[::stride], factor[-1:]]))])
+            for path, factor in moved]
     image = Image.new("L", (CANVAS, CANVAS), 0)
     pen = ImageDraw.Draw(image)
-    radius = style["width"] / 2
-    for path, factor in moved:
-        xy = path * fit + CANVAS / 2
-        # A dab of ink every ~third of the pen's width: the stroke looks continuous at any width.
-        stride = max(1, int(round(0.35 * style["width"] / (0.01 * CAP_PX * fit))))
-        for (x, y), f in zip(xy[::stride], factor[::stride]):
-            r = max(0.5, radius * f)
-            pen.ellipse((x - r, y - r, x + r, y + r), fill=255)
-        x, y = xy[-1]
-        r = max(0.5, radius * factor[-1])
+    for x, y, r in np.concatenate(dabs).tolist():
         pen.ellipse((x - r, y - r, x + r, y + r), fill=255)
     return image
