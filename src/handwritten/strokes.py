@@ -57,6 +57,9 @@ FORMS = {
             (3.5, 6)]]],
     "I": [[[(3, 0), (3, 10)], [(1, 0), (5, 0)], [(1, 10), (5, 10)]]],
     "J": [[[(1.5, 0), (6, 0)], [(4.5, 0), (4.5, 7.5), (3.8, 9.6), (2.2, 10), (0.8, 8.5)]]],
+    "M": [[[(0.3, 10), (1.2, 0), (1.2, 0), (3, 7), (3, 7), (4.8, 0), (4.8, 0), (5.7, 10)]],
+          [[(0.5, 10), (0.5, 0), (0.5, 0), (3, 6), (3, 6), (5.5, 0), (5.5, 0), (5.5, 10)]]],
+    "W": [[[(0, 0), (1.5, 10), (1.5, 10), (3, 3), (3, 3), (4.5, 10), (4.5, 10), (6, 0)]]],
     "Z": [[[(0.5, 0), (5.5, 0), (5.5, 0), (0.3, 10), (0.3, 10), (5.8, 10)], [(1.6, 5), (4.4, 5)]]],
     "a": [[[(1, 5), (2.5, 4), (4.2, 4.2), (5, 5.5), (5, 9.3), (5.6, 10)],
            [(5, 6.8), (2.8, 6.9), (0.8, 8), (1.2, 9.7), (3, 9.9), (5, 8.8)]]],
@@ -122,10 +125,10 @@ def writer(rng: np.random.Generator) -> dict:
     """One writer's hand: how they slant, stretch, round and press, and the pen they hold."""
     return {
         "slant": float(np.clip(rng.normal(0.1, 0.15), -0.3, 0.5)),  # x shift per cap height, rightwards up
-        "aspect": float(np.exp(rng.normal(0.0, 0.15))),  # width over height against the skeleton's
+        "aspect": float(np.exp(np.clip(rng.normal(0.05, 0.22), -0.5, 0.6))),  # width/height against the skeleton's
         "rotation": float(rng.normal(0.0, 4.0)),  # degrees
         "roundness": float(rng.uniform(0.0, 0.05)),  # cap heights over which corners are smoothed
-        "width": float(np.exp(rng.uniform(np.log(0.04), np.log(0.19)))),  # pen width in cap heights
+        "width": float(np.exp(rng.uniform(np.log(0.035), np.log(0.16)))),  # pen width in cap heights
         "pressure": float(rng.uniform(0.0, 0.35)),  # how much the width changes along a stroke
         "wobble": float(rng.uniform(0.0, 0.006)),  # a shaky hand, in cap heights
         "sloppiness": float(rng.uniform(0.005, 0.035)),  # overshoots and gaps where strokes meet
