@@ -106,7 +106,7 @@ def _draw_font(ch: str, rng: np.random.Generator):
     origin = (CANVAS / 2 - (x0 + x1) / 2, CANVAS / 2 - (y0 + y1) / 2)
     # stroke_width thickens the outline, standing in for a broader pen.
     ImageDraw.Draw(image).text(origin, ch, fill=255, font=font, anchor="ls",
-                               stroke_width=int(rng.integers(0, 5)), stroke_fill=255)
+                               stroke_width=int(rng.integers(0, 3)), stroke_fill=255)
     return image
 
 
