@@ -208,3 +208,14 @@ def test_without_handwriting_fonts_the_sample_still_works_and_says_so(tmp_path, 
         assert emnist.load(tmp_path / "s").x_train.shape == (124, 28, 28)
     finally:
         sample.handwriting_fonts.cache_clear()
+
+
+def test_processes_draw_the_same_files_as_one(tmp_path, monkeypatch):
+    """Chunks have their own random streams: the number of processes does not change a byte."""
+    from handwritten import sample
+
+    monkeypatch.setattr(sample, "CHUNK", 16)  # 8 chunks of the 124 training images
+    one = write_sample(tmp_path / "one", train_per_class=2, test_per_class=1, seed=2, workers=1)
+    two = write_sample(tmp_path / "two", train_per_class=2, test_per_class=1, seed=2, workers=2)
+    for name in FILES:
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name

@@ -53,6 +53,7 @@ FALLBACK_FACES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.t
 CANVAS = strokes.CANVAS  # drawing resolution; a cap height of about half of it leaves room for distortion
 CAP_PX = strokes.CAP_PX
 GRID = 4  # the elastic distortion moves the corners of a GRID x GRID mesh over the canvas
+CHUNK = 1024  # images drawn from one random stream, by one process
 
 
 # ---------------------------------------------------------------- drawing one character
@@ -178,7 +179,7 @@ def frame_like_emnist(image: np.ndarray, *, sigma: float = 1.0, pad: int = 2) ->
     return np.round(small * (255 / small.max())).astype(np.uint8)
 
 
-def render_character(ch: str, rng: np.random.Generator, *, font_share: float = 0.3, rotation: float = 10.0,
+def render_character(ch: str, rng: np.random.Generator, *, font_share: float = 0.5, rotation: float = 10.0,
                      slant: float = 0.3, scale: float = 0.1, shift: float = 8.0, elastic: float = 3.2) -> np.ndarray:
     """Write one character as a random writer would, framed like EMNIST.
 
@@ -206,19 +207,47 @@ def render_character(ch: str, rng: np.random.Generator, *, font_share: float = 0
 
 # ---------------------------------------------------------------- the sample folder
 
-def _render_part(per_class: int, rng: np.random.Generator, progress) -> tuple[np.ndarray, np.ndarray]:
-    labels = np.repeat(np.arange(len(MAPPING), dtype=np.uint8), per_class)
-    # Shuffled, so that the first part of a file (a partial load) still holds every class.
-    labels = labels[rng.permutation(len(labels))]
-    images = np.empty((len(labels), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    for i, label in enumerate(labels):
-        images[i] = render_character(MAPPING[label], rng)
-        progress.update(1)
-    return images, labels
+def _render_chunk(labels: np.ndarray, seed: tuple[int, ...]) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack([render_character(MAPPING[label], rng) for label in labels])
+
+
+def _render_parts(per_class: dict[str, int], seed: int, progress, workers: int) -> dict:
+    """Every part's images and labels, drawn in chunks of ``CHUNK`` images, in ``workers`` processes.
+
+    Each chunk has its own random stream, derived from the seed, the part and the chunk's
+    number, so the files are the same whatever the number of processes.
+    """
+    rng = np.random.default_rng(seed)
+    jobs, parts = [], {}
+    for p, (part, count) in enumerate(per_class.items()):
+        labels = np.repeat(np.arange(len(MAPPING), dtype=np.uint8), count)
+        # Shuffled, so that the first part of a file (a partial load) still holds every class.
+        labels = labels[rng.permutation(len(labels))]
+        parts[part] = (np.empty((len(labels), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8), labels)
+        jobs += [(part, start, labels[start:start + CHUNK], (seed, p, start // CHUNK))
+                 for start in range(0, len(labels), CHUNK)]
+    if workers > 1 and len(jobs) >= 4:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # spawn, not fork: the caller may hold threads (TensorFlow's) that a fork would copy half-way.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            running = {pool.submit(_render_chunk, labels, key): (part, start) for part, start, labels, key in jobs}
+            for done in as_completed(running):
+                part, start = running[done]
+                images = done.result()
+                parts[part][0][start:start + len(images)] = images
+                progress.update(len(images))
+    else:
+        for part, start, labels, key in jobs:
+            parts[part][0][start:start + len(labels)] = _render_chunk(labels, key)
+            progress.update(len(labels))
+    return parts
 
 
 def write_sample(folder: str | os.PathLike, *, train_per_class: int = 400, test_per_class: int = 60,
-                 seed: int = 0, progress: bool = False) -> Path:
+                 seed: int = 0, progress: bool = False, workers: int | None = None) -> Path:
     """Write the synthetic sample as ``emnist-byclass-*`` files (images stored transposed, like EMNIST).
 
     Args:
@@ -227,6 +256,8 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = 400, test_
         test_per_class: test images per character.
         seed: the random seed; the same seed and counts give byte-identical files.
         progress: show a progress bar on stderr.
+        workers: processes drawing at once (default: one per CPU core available); the files do
+            not depend on it.
 
     Returns:
         The folder.
@@ -252,10 +283,11 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = 400, test_
         f"fonts: {', '.join(font_families())}\n"
         f"seed: {seed}\ntrain images per class: {train_per_class}\ntest images per class: {test_per_class}\n"
     )
-    rng = np.random.default_rng(seed)
     total = len(MAPPING) * (train_per_class + test_per_class)
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     with tqdm(total=total, disable=not progress, unit="img", desc="drawing") as bar:
-        parts = {"train": _render_part(train_per_class, rng, bar), "test": _render_part(test_per_class, rng, bar)}
+        parts = _render_parts({"train": train_per_class, "test": test_per_class}, seed, bar, workers)
     for part, (images, labels) in parts.items():
         # EMNIST stores images transposed; so does the sample, and the loader turns both upright.
         write_idx(folder / f"emnist-byclass-{part}-images-idx3-ubyte.gz", images.transpose(0, 2, 1))
