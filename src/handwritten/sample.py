@@ -179,7 +179,7 @@ def frame_like_emnist(image: np.ndarray, *, sigma: float = 1.0, pad: int = 2) ->
     return np.round(small * (255 / small.max())).astype(np.uint8)
 
 
-def render_character(ch: str, rng: np.random.Generator, *, font_share: float = 0.5, rotation: float = 10.0,
+def render_character(ch: str, rng: np.random.Generator, *, font_share: float = 0.7, rotation: float = 10.0,
                      slant: float = 0.3, scale: float = 0.1, shift: float = 8.0, elastic: float = 3.2) -> np.ndarray:
     """Write one character as a random writer would, framed like EMNIST.
 
