@@ -246,7 +246,7 @@ def _render_parts(per_class: dict[str, int], seed: int, progress, workers: int) 
     return parts
 
 
-def write_sample(folder: str | os.PathLike, *, train_per_class: int = 400, test_per_class: int = 60,
+def write_sample(folder: str | os.PathLike, *, train_per_class: int = 800, test_per_class: int = 60,
                  seed: int = 0, progress: bool = False, workers: int | None = None) -> Path:
     """Write the synthetic sample as ``emnist-byclass-*`` files (images stored transposed, like EMNIST).
 
@@ -316,7 +316,7 @@ def register(sub) -> None:
                                    "emnist-byclass-* files. It is synthetic, not EMNIST.")
     p.add_argument("--dir", default="emnist",
                    help="folder to write; ./emnist is where the other commands look first (default: %(default)s)")
-    p.add_argument("--train-per-class", type=int, default=400, metavar="N",
+    p.add_argument("--train-per-class", type=int, default=800, metavar="N",
                    help="training images per class (default: %(default)s)")
     p.add_argument("--test-per-class", type=int, default=60, metavar="N",
                    help="test images per class (default: %(default)s)")
