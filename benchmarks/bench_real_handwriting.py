@@ -34,7 +34,8 @@ def _extra(parser) -> None:
     parser.add_argument("--images", type=Path, default=IMAGES,
                         help="folder with labels.json and the images it names (default: %(default)s)")
     parser.add_argument("--model", action="append", default=None, metavar="FILE",
-                        help="score this model file instead of training on the sample; repeatable (default: %(default)s)")
+                        help="score this model file instead of training on the sample; repeatable "
+                             "(default: %(default)s)")
     parser.add_argument("--skip-model-1", action="store_true",
                         help="train and score model_2 only; model_1 takes far longer (default: %(default)s)")
     parser.add_argument("--train-per-class", type=int, default=None, metavar="N",
