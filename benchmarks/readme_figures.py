@@ -92,9 +92,26 @@ def server_lines() -> list[str]:
     ]
 
 
+def _shares(parts: dict) -> str:
+    return ", ".join(f"{name} {part['share']:.0%}" for name, part in parts.items() if part["of"])
+
+
+def real_handwriting_lines() -> list[str]:
+    r = newest("real_handwriting", lambda r: "sample" in r["details"])
+    if r is None:
+        return ["- Real handwriting: not measured yet (`python benchmarks/bench_real_handwriting.py`)."]
+    rows = [f"`{model}` **{s['singles']['share']:.0%}** of the single characters ({_shares(s['by_kind'])}; "
+            f"{_shares(s['by_group'])}), {s['lines']['right']} of {s['lines']['of']} lines exactly"
+            for model, s in ((m, r["details"][m]) for m in ("model_2", "model_1") if m in r["details"])]
+    return [f"- Real handwriting (people's single characters and lines from other projects, "
+            f"`../shared/real-handwriting`), read by models trained with their defaults on the default offline "
+            f"sample: " + "; ".join(rows) + f". Measured {r['date'][:10]} on {_machine(r['machine'])}; "
+            f"`python benchmarks/bench_real_handwriting.py` reruns it."]
+
+
 def block() -> str:
     lines = [START, "", "Fashion-MNIST is a real data set but not EMNIST; these are not EMNIST results.", ""]
-    lines += fashion_lines() + server_lines()
+    lines += fashion_lines() + server_lines() + real_handwriting_lines()
     lines += ["", END]
     return "\n".join(lines)
 
