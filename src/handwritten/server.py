@@ -302,7 +302,8 @@ def image_body_doc() -> dict:
 
 
 def create_app(
-    model, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS, read_timeout: float = READ_TIMEOUT_S
+    model, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS, read_timeout: float = READ_TIMEOUT_S,
+    collect=None,
 ):
     """The FastAPI application serving ``model``: a model file's path or a loaded ``Recognizer``.
 
@@ -311,6 +312,8 @@ def create_app(
         max_bytes: largest accepted image file in bytes.
         max_pixels: largest accepted image in pixels (width x height), checked before decoding.
         read_timeout: seconds a client may take to send its body before it gets a 408.
+        collect: a folder to save a person's samples into (``/api/samples``, see ``collect.py``);
+            None answers those endpoints with 404 and writes nothing.
     """
     from typing import Annotated
 
@@ -421,6 +424,11 @@ def create_app(
         """The page to draw or upload characters and see them recognised."""
         return FileResponse(STATIC / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
+    if collect is not None:
+        from handwritten.collect import sample_router
+
+        app.include_router(sample_router(collect, recognizer, max_bytes=max_bytes, max_pixels=max_pixels,
+                                         read_timeout=read_timeout))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
@@ -435,7 +443,8 @@ def run_serve(args) -> int:
 
     check_number("--max-mb", args.max_mb, 0, 1_000_000, ends="(]")  # a terabyte: any more is a typo
     check_number("--max-megapixels", args.max_megapixels, 0, 1_000_000, ends="(]")
-    app = create_app(args.model, max_bytes=int(args.max_mb * 1e6), max_pixels=int(args.max_megapixels * 1e6))
+    app = create_app(args.model, max_bytes=int(args.max_mb * 1e6), max_pixels=int(args.max_megapixels * 1e6),
+                     collect=args.collect)
     import uvicorn
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -454,4 +463,7 @@ def register(sub) -> None:
         "--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, help="largest image accepted, megapixels (default: %(default)s)"
     )
     p.add_argument("--quiet", action="store_true", help="do not log each request (default: %(default)s)")
+    p.add_argument("--collect", default=None, metavar="DIR",
+                   help="add a Teach mode that saves your own samples into DIR, one folder per character, for "
+                        "'handwritten finetune --data DIR' (default: %(default)s, off)")
     p.set_defaults(run=run_serve)
