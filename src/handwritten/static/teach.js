@@ -124,8 +124,10 @@ async function teachStart() {
   document.addEventListener("keydown", (e) => {
     if (mode !== "teach" || e.key !== "Enter") return;
     e.preventDefault();
-    if (e.target === $("teach-set")) teachSetChars();
-    else teachSave();
+    if (e.target === $("teach-set")) {
+      teachSetChars();
+      e.target.blur(); // back to writing: the next Enter saves
+    } else teachSave();
   });
   document.body.dataset.teach = "ready";
 }
