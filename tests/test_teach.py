@@ -78,6 +78,12 @@ def test_collect_through_the_api_then_finetune_with_replay(trained_model, sample
     assert meta["config"]["data"] == str(folder) and meta["data"] == str(sample_dir.resolve())
     assert report["after"]["original"] == pytest.approx(summary["test_accuracy"], abs=1e-6)
 
+    # evaluate reads the samples framed as the model frames images: the held-out ones are its test part.
+    from handwritten.evaluate import evaluate
+
+    judged, _ = evaluate(out, data=folder)
+    assert judged["data"] == str(folder) and judged["accuracy"] == pytest.approx(report["after"]["samples"])
+
 
 def test_bad_samples_get_a_json_error_and_nothing_is_written(trained_model, drawings, tmp_path):
     folder = tmp_path / "mine"

@@ -189,6 +189,8 @@ def sample_router(folder, recognizer, *, max_bytes: int, max_pixels: int, read_t
             raise
         except HandwrittenError as exc:
             raise RequestError(422, str(exc)) from None
+        except OSError as exc:  # the folder went away, or a file took a class folder's name
+            raise RequestError(500, f"{store.folder}: the sample could not be written ({exc})") from None
         return {"saved": str(path), "label": label, **state()}
 
     @router.get("/api/samples")
