@@ -67,7 +67,7 @@ def main() -> int:
         p.add_argument("--learning-rate", type=float, default=None,
                        help="finetune --learning-rate (default: %(default)s, its own)")))
     started = time.perf_counter()
-    train_per_class, test_per_class, epochs = (120, 20, 4) if args.quick else (300, 40, 8)
+    train_per_class, test_per_class, epochs = (60, 10, 3) if args.quick else (300, 40, 8)
     held_per_class = 5 if args.quick else 10
     root = common.DATA / "teach" / f"{train_per_class}-{test_per_class}"
     sample = root / "sample"

@@ -113,9 +113,9 @@ def finetune(base: Path, out, *, data, replay, given: dict, overwrite: bool, run
     lock.check_not_base(out, str(base), overwrite)  # before any slow work: preprocessing, evaluation
     meta = modelio.read_meta(base)
     verbose = run.get("verbose", 1)
-    samples = folder_data.load(data, split=split_of(meta), framing=meta.get("framing"), seed=given["seed"])
     options = {**TEACH, **{k: v for k, v in given.items() if v is not None}}
     settings = train.make_settings(meta.get("model_name", "legacy"), finetune=True, base_model=str(base), **options)
+    samples = folder_data.load(data, split=split_of(meta), framing=meta.get("framing"), seed=settings.seed)
 
     source, chosen = replay_folder(meta, replay)
     original, warning = None, None
