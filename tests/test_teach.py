@@ -162,3 +162,28 @@ def test_finetune_takes_replay_on_the_command_line():
     assert args.replay == "emnist"
     args = build_parser().parse_args(["serve", "m.keras", "--collect", "mine"])
     assert args.collect == "mine"
+
+
+def test_mix_repeats_the_samples_and_replays_original_images_first(tmp_path):
+    from handwritten import teach
+
+    split = emnist.SPLITS["digits"]
+
+    def dataset(value: int, n_train: int, n_test: int, label: int) -> emnist.Dataset:
+        return emnist.Dataset(np.full((n_train, 28, 28), value, np.uint8), np.full(n_train, label, np.int32),
+                              np.full((n_test, 28, 28), value, np.uint8), np.full(n_test, label, np.int32),
+                              split=split, folder=tmp_path / str(value))
+
+    samples, original = dataset(7, 4, 1, 7), dataset(1, 100_000, 20_000, 1)
+    mixed, info = teach.mix(samples, original, seed=0)
+    copies = info["copies"]
+    assert copies == teach.SAMPLE_IMAGES // 4 and info["sample_images"] == 4
+    assert info["replay_images"] == min(teach.MAX_REPLAY, teach.REPLAY_RATIO * copies * 4)
+    assert len(mixed.y_train) == info["replay_images"] + 4 * copies
+    # Training measures the framing it stores from the first images: they are the original data's.
+    assert (mixed.x_train[:info["replay_images"]] == 1).all() and (mixed.y_train[-4 * copies:] == 7).all()
+    assert len(mixed.y_test) == teach.REPORT_TEST_IMAGES and (mixed.y_test == 1).all()
+    assert mixed.folder == original.folder and mixed.files["samples"] == samples.folder
+
+    alone, info = teach.mix(samples, None, seed=0)
+    assert info["replay_images"] == 0 and (alone.y_test == 7).all() and alone.folder == samples.folder

@@ -101,7 +101,11 @@ def _files(part: Path, mapping: str) -> tuple[list[tuple[Path, int]], int]:
         if ch is None:
             unknown.append(sub.name)
             continue
-        for path in sorted(sub.iterdir()):
+        try:
+            paths = sorted(sub.iterdir())
+        except OSError as exc:
+            raise DataError(f"{sub}: cannot be read ({exc.strerror})") from None
+        for path in paths:
             if path.name.startswith(".") or not path.is_file():
                 continue
             if path.suffix.lower() in EXTENSIONS:

@@ -65,6 +65,8 @@ def mix(samples: emnist.Dataset, original: emnist.Dataset | None, seed: int) -> 
     rng = np.random.default_rng(seed)
     x_s, y_s = np.asarray(samples.x_train), np.asarray(samples.y_train, dtype=np.int32)
     copies = max(1, math.ceil(SAMPLE_IMAGES / len(y_s)))
+    # Replayed images go first: training measures the framing a model stores from the first
+    # images, and that must stay the original data's, not one person's.
     parts_x, parts_y = [np.tile(x_s, (copies, 1, 1))], [np.tile(y_s, copies)]
     info = {"sample_images": int(len(y_s)), "copies": copies, "replay_images": 0}
     if original is None:
@@ -72,8 +74,8 @@ def mix(samples: emnist.Dataset, original: emnist.Dataset | None, seed: int) -> 
     else:
         count = min(len(original.y_train), MAX_REPLAY, round(REPLAY_RATIO * copies * len(y_s)))
         picked = np.sort(rng.choice(len(original.y_train), count, replace=False))
-        parts_x.append(np.asarray(original.x_train[picked]))
-        parts_y.append(np.asarray(original.y_train[picked], dtype=np.int32))
+        parts_x.insert(0, np.asarray(original.x_train[picked]))
+        parts_y.insert(0, np.asarray(original.y_train[picked], dtype=np.int32))
         info["replay_images"] = int(count)
         n_test = len(original.y_test)
         kept = np.sort(rng.permutation(n_test)[:REPORT_TEST_IMAGES])
