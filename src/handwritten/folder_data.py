@@ -113,7 +113,8 @@ def _files(part: Path, mapping: str) -> tuple[list[tuple[Path, int]], int]:
             else:
                 ignored += 1
     if unknown:
-        shown = ", ".join(repr(n) for n in unknown[:SHOWN]) + (f" and {len(unknown) - SHOWN} more" if len(unknown) > SHOWN else "")
+        more = f" and {len(unknown) - SHOWN} more" if len(unknown) > SHOWN else ""
+        shown = ", ".join(repr(n) for n in unknown[:SHOWN]) + more
         raise DataError(f"{part}: sub-folder(s) {shown} name no character of the {len(mapping)} classes; "
                         f"a class folder is named {expected_names(mapping)}")
     return found, ignored
@@ -161,7 +162,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
         pass  # a cache that cannot be written costs time, not correctness
 
 
-def _read_part(files: list[tuple[Path, int]], framing: dict, max_pixels: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _read_part(files: list[tuple[Path, int]], framing: dict,
+               max_pixels: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     images, labels, skipped = [], [], []
     for path, label in files:
         try:

@@ -48,7 +48,8 @@ def replay_folder(meta: dict, replay) -> tuple[str | None, str]:
         if folder_data.is_image_folder(replay) and not _is_idx_data(replay):
             raise DataError(f"--replay {replay}: a folder of images; replay the model's original IDX data")
         return str(replay), "given with --replay"
-    for source, where in ((meta.get("data"), "its metadata"), ((meta.get("parent") or {}).get("data"), "its parent's metadata")):
+    parent = meta.get("parent") if isinstance(meta.get("parent"), dict) else {}
+    for source, where in ((meta.get("data"), "its metadata"), (parent.get("data"), "its parent's metadata")):
         if isinstance(source, str) and _is_idx_data(source):
             return source, f"the data folder {where} names"
     known = meta.get("data") if isinstance(meta.get("data"), str) else None
