@@ -109,9 +109,28 @@ def real_handwriting_lines() -> list[str]:
             f"`python benchmarks/bench_real_handwriting.py` reruns it."]
 
 
+def teach_lines() -> list[str]:
+    r = newest("teach", lambda r: not r.get("quick")) or newest("teach")
+    if r is None:
+        return ["- Teaching a new hand: not measured yet (`python benchmarks/bench_teach.py`)."]
+    t, sizes = r["details"]["teach"], r["sizes"]
+    before, after = t["before"], t["after"]
+    gain, change = after["samples"] - before["samples"], after["original"] - before["original"]
+    mode = " (quick mode: a smaller sample and base model)" if r.get("quick") else ""
+    return [
+        f"- Teaching a new hand (`benchmarks/bench_teach.py`{mode}): a model_2 trained on the offline sample, "
+        f"given {sizes['writer_train_per_class']} samples a character of a writer it never saw, reads that "
+        f"writer's {t['samples_held_out']} held-out samples **{before['samples']:.1%} -> {after['samples']:.1%}** "
+        f"({100 * gain:+.1f} points; target +20) and its own test set {before['original']:.1%} -> "
+        f"{after['original']:.1%} ({100 * change:+.1f} points; target at most 1 lost), with "
+        f"`handwritten finetune --data WRITER` in {_duration(r['details']['finetune_seconds'])}. "
+        f"Measured {r['date'][:10]} on {_machine(r['machine'])}."
+    ]
+
+
 def block() -> str:
     lines = [START, "", "Fashion-MNIST is a real data set but not EMNIST; these are not EMNIST results.", ""]
-    lines += fashion_lines() + server_lines() + real_handwriting_lines()
+    lines += fashion_lines() + server_lines() + real_handwriting_lines() + teach_lines()
     lines += ["", END]
     return "\n".join(lines)
 

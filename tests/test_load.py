@@ -205,7 +205,7 @@ def test_serve_reports_bad_arguments_without_a_traceback(tmp_path):
         ([str(tmp_path / "missing.keras")], "model file not found"),
         ([str(tmp_path / "model.txt")], "must end in"),
         ([str(tmp_path / "missing.keras"), "--port", "70000"], "--port 70000"),
-        ([str(tmp_path / "missing.keras"), "--max-mb", "0"], "must be positive"),
+        ([str(tmp_path / "missing.keras"), "--max-mb", "0"], "must be a number in (0"),
         ([str(tmp_path / "missing.keras"), "--allow-host", "http://evil.example"], "--allow-host 'http://evil.example'"),
     ):
         run = subprocess.run(

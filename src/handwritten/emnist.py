@@ -89,6 +89,7 @@ class Dataset:
     files: dict[str, Path] = field(default_factory=dict)
     transposed: bool = False  # the files store images transposed (EMNIST); already undone here
     synthetic: bool = False  # the offline sample, not real handwriting
+    skipped: list[str] = field(default_factory=list)  # a folder of images: why each unusable file was left out
 
     @property
     def mapping(self) -> str:
@@ -107,6 +108,8 @@ class Dataset:
         lines.append(f"  train {len(self.x_train)} images, test {len(self.x_test)} images, "
                      f"{self.x_train.shape[1]}x{self.x_train.shape[2]}"
                      + (", stored transposed (turned upright)" if self.transposed else ""))
+        if self.skipped:
+            lines.append(f"  skipped {len(self.skipped)} unusable image files")
         return "\n".join(lines)
 
 
@@ -163,12 +166,17 @@ def find_data(data: str | os.PathLike | None = None) -> Path:
     """The folder that holds the data: ``data`` if given, else ``./emnist``, else the user cache.
 
     A folder counts when it, or its ``gzip/`` subfolder (as the EMNIST archive unpacks), holds
-    IDX files under the EMNIST, MNIST or short names.
+    IDX files under the EMNIST, MNIST or short names; else, when ``data`` is given, when it has
+    sub-folders of character images (``handwritten.folder_data``).
     """
+    from handwritten import folder_data
+
     for folder in candidate_folders(data):
         for sub in (folder, folder / "gzip"):
             if _has_data(sub):
                 return sub
+        if data is not None and folder_data.is_image_folder(folder):
+            return folder
     if data is not None:
         problem = folder_problem(data, "data folder")
         if problem:
@@ -176,7 +184,8 @@ def find_data(data: str | os.PathLike | None = None) -> Path:
         raise DataError(
             f"{data}: no IDX data files found; expected EMNIST names (emnist-byclass-train-images-idx3-ubyte[.gz] ...), "
             "MNIST names (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz] ...) or short names "
-            "(train-images, train-labels, test-images, test-labels)"
+            "(train-images, train-labels, test-images, test-labels), or sub-folders of images named by "
+            "character (7/, upper-A/, lower-a/ ...)"
         )
     places = ", ".join(str(p) for p in candidate_folders())
     raise DataError(
@@ -268,9 +277,13 @@ def load(data: str | os.PathLike | None = None, split: str | None = None, *, mma
         DataError: no data, a missing or malformed file, or files that disagree with each other.
     """
     folder = find_data(data)
-    available = _emnist_splits_in(folder)
     if split is not None:
         get_split(split)
+    if not _has_data(folder):
+        from handwritten import folder_data
+
+        return folder_data.load(folder, split=SPLITS[split] if split else None)
+    available = _emnist_splits_in(folder)
     if available and (split is None or split in available):
         name = split or (DEFAULT_SPLIT if DEFAULT_SPLIT in available else available[0])
         names, transposed, chosen = _emnist_names(name), True, SPLITS[name]

@@ -26,6 +26,10 @@ def _has_both_cases(mapping: str) -> bool:
 
 def _load_data(data, split: str | None, meta: dict, model_path) -> emnist.Dataset:
     """The data set to judge on, in the model's split when the folder has it; refused if the classes differ."""
+    from handwritten import folder_data, teach
+
+    if split is None and folder_data.is_image_folder(data):  # images framed as this model frames them
+        return folder_data.load(data, split=teach.split_of(meta), framing=meta.get("framing"))
     dataset = emnist.load(data, split)
     wanted = meta.get("split")
     if split is None and dataset.transposed and wanted in emnist.SPLITS and wanted != dataset.split.name:

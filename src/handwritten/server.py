@@ -152,6 +152,7 @@ def create_app(
     read_timeout: float = READ_TIMEOUT_S,
     prepare_timeout: float = PREPARE_TIMEOUT_S,
     allowed_hosts=LOOPBACK_HOSTS,
+    collect=None,
 ):
     """The FastAPI application serving ``model``: a model file's path or a loaded ``Recognizer``.
 
@@ -163,6 +164,8 @@ def create_app(
         prepare_timeout: seconds an image may take to be decoded and framed (or its line read,
             the model call included) before the request gets a 503.
         allowed_hosts: the host names requests may be for (their Host header); ``"*"`` allows any.
+        collect: a folder to save a person's samples into (``/api/samples``, see ``collect.py``);
+            None answers those endpoints with 404 and writes nothing.
     """
     from typing import Annotated
 
@@ -301,6 +304,11 @@ def create_app(
         """The page to draw or upload characters and see them recognised."""
         return FileResponse(STATIC / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
+    if collect is not None:
+        from handwritten.collect import sample_router
+
+        app.include_router(sample_router(collect, recognizer, max_bytes=max_bytes, max_pixels=max_pixels,
+                                         read_timeout=read_timeout))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
@@ -317,7 +325,8 @@ def run_serve(args) -> int:
     check_number("--max-megapixels", args.max_megapixels, 0, 1_000_000, ends="(]")
     hosts = served_hosts(args.host, args.allow_host)
     app = create_app(
-        args.model, max_bytes=int(args.max_mb * 1e6), max_pixels=int(args.max_megapixels * 1e6), allowed_hosts=hosts
+        args.model, max_bytes=int(args.max_mb * 1e6), max_pixels=int(args.max_megapixels * 1e6), allowed_hosts=hosts,
+        collect=args.collect,
     )
     import uvicorn
 
@@ -354,4 +363,7 @@ def register(sub) -> None:
         "'*' answers any (default: the --host address, and 127.0.0.1, localhost and ::1 when listening on loopback)",
     )
     p.add_argument("--quiet", action="store_true", help="do not log each request (default: %(default)s)")
+    p.add_argument("--collect", default=None, metavar="DIR",
+                   help="add a Teach mode that saves your own samples into DIR, one folder per character, for "
+                        "'handwritten finetune --data DIR' (default: %(default)s, off)")
     p.set_defaults(run=run_serve)

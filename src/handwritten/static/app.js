@@ -172,8 +172,8 @@ async function send() {
     if (id > shown && requestEpoch === epoch) {
       shown = id;
       if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
-      if (mode === "char") showCharacter(data);
-      else showLine(data);
+      if (mode === "line") showLine(data);
+      else showCharacter(data);
       status("");
     }
   } catch (err) {
@@ -275,7 +275,7 @@ function clearAll() {
 
 function setMode(next) {
   mode = next;
-  $("char-result").hidden = mode !== "char";
+  $("char-result").hidden = mode === "line";
   $("line-result").hidden = mode !== "line";
   clearAll();
 }
