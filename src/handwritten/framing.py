@@ -74,8 +74,9 @@ def _edge(x: np.ndarray) -> np.ndarray:
 
 def _outline(mask: np.ndarray) -> np.ndarray:
     """The perimeter of each mask in ``(..., H, W)``: ink/background pixel edges, the image's border included."""
-    p = np.pad(mask, [(0, 0)] * (mask.ndim - 2) + [(1, 1), (1, 1)])
-    return (p[..., 1:, :] != p[..., :-1, :]).sum(axis=(-2, -1)) + (p[..., :, 1:] != p[..., :, :-1]).sum(axis=(-2, -1))
+    inner = (mask[..., 1:, :] != mask[..., :-1, :]).sum(axis=(-2, -1)) + (mask[..., :, 1:] != mask[..., :, :-1]).sum(axis=(-2, -1))
+    border = mask[..., 0, :].sum(axis=-1) + mask[..., -1, :].sum(axis=-1) + mask[..., :, 0].sum(axis=-1) + mask[..., :, -1].sum(axis=-1)
+    return inner + border
 
 
 def _spread(y: np.ndarray, x: np.ndarray) -> float:
@@ -210,7 +211,6 @@ def frame(ink: np.ndarray, mask: np.ndarray, framing: dict) -> np.ndarray:
     edges are softened to the training data's ``framing["edge"]``.
     """
     cv2 = opencv()
-    from PIL import Image
 
     box = float(framing["box"])
     y0, x0, y1, x1 = _bbox(mask)
@@ -242,10 +242,10 @@ def frame(ink: np.ndarray, mask: np.ndarray, framing: dict) -> np.ndarray:
     # Draw at SCALE_UP x the final size: the character's longest side becomes `inter` px.
     inter = SCALE_UP * box
     k = inter / (length + 2 * grow)
-    resample = Image.Resampling.BOX if k < 1 else Image.Resampling.BILINEAR
+    resample = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
     h, w = max(1, round((y1 - y0) * k)), max(1, round((x1 - x0) * k))
-    up = np.asarray(Image.fromarray(cut.astype(np.float32), mode="F").resize((w, h), resample))
-    up = blur(np.pad(up, 4), inter / 128)
+    up = cv2.resize(cut.astype(np.float32), (w, h), interpolation=resample)
+    up = blur(cv2.copyMakeBorder(up, 4, 4, 4, 4, cv2.BORDER_CONSTANT, value=0), inter / 128)
     out = _place(up, framing)
     # Soften edges to the training data's softness (EMNIST's blur and bicubic resampling leave
     # edges about 1.5 px wide; a sharp photo would otherwise give edges under 1 px).
@@ -279,7 +279,7 @@ def _fill_holes(region: np.ndarray) -> np.ndarray:
     """A uint8 mask with what it encloses filled: the background not reached from outside (4-connected) is a hole."""
     cv2 = opencv()
 
-    outside = np.pad(region, 1)
+    outside = cv2.copyMakeBorder(region, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     cv2.floodFill(outside, None, (0, 0), 2)
     return outside[1:-1, 1:-1] != 2
 

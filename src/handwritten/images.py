@@ -23,6 +23,7 @@ from handwritten.framing import blur
 
 MAX_PIXELS = 20_000_000  # a 20 MP phone photo; more is refused before it is decoded
 WORK_PIXELS = 1_500_000  # images are reduced to about this many pixels before processing
+ONE_CHARACTER_SIDE = 128  # an image of one character keeps at least this many px on its short side
 # The formats read, by the command line and the server alike. Pillow opens more, among them EPS
 # and PostScript by running Ghostscript on the program the file holds: not for people's files.
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # JPEG includes phones' multi-picture (MPO) files
@@ -200,9 +201,9 @@ def _to_grey(im) -> np.ndarray:
         if cv2.minMaxLoc(alpha)[0] == 255:  # an alpha channel that hides nothing
             return grey
         # _composite's rule, in 8 bits: onto white if what is drawn is dark, onto black if light.
-        drawn = cv2.compare(alpha, 127, cv2.CMP_GT)
+        drawn = grey[alpha > 127]
         alpha = alpha.astype(np.uint16)
-        if cv2.countNonZero(drawn) == 0 or cv2.mean(grey, mask=drawn)[0] < 127.5:
+        if drawn.size == 0 or drawn.mean() < 127.5:
             return (255 - ((255 - grey) * alpha + 127) // 255).astype(np.uint8)
         return ((grey * alpha + 127) // 255).astype(np.uint8)
     if im.mode == "RGB":
@@ -326,6 +327,21 @@ def _otsu(x: np.ndarray, top: float = 1.0) -> float:
     return float(np.clip(edges[int(np.argmax(between))], 0.25, 0.6))
 
 
+def _halve(g: np.ndarray) -> np.ndarray:
+    """Half the size, by area averaging, when the short side is at least ``2 * ONE_CHARACTER_SIDE``.
+
+    One character is framed from at most about twice the detail the frame keeps: frame() draws
+    it at 96 px and blurs it as EMNIST was blurred, which leaves about 64 px of detail, and a
+    character covering half of a 256 px image still spans 64 px after halving. Every step after
+    this one costs a quarter as much.
+    """
+    cv2 = framing.opencv()
+    h, w = g.shape
+    if min(h, w) < 2 * ONE_CHARACTER_SIDE:
+        return g
+    return cv2.resize(g, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+
+
 def preprocess(source, framing: dict | None = None, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A person's image of one character as the model's training data looks: uint8 28x28, upright.
 
@@ -340,7 +356,7 @@ def preprocess(source, framing: dict | None = None, name: str | None = None, max
     """
     label = _describe(source, name)
     framing = framing_from_meta({"framing": framing})
-    ink, mask = normalise(load_grey(source, label, max_pixels)[0], label)
+    ink, mask = normalise(_halve(load_grey(source, label, max_pixels)[0]), label)
     labels, comps = marks.components(mask, min_size=3)
     return frame(ink, marks.select_character(labels, comps, label), framing)
 
