@@ -61,22 +61,27 @@ def test_canvas_and_large_photo_are_framed_in_time():
 
 
 def test_a_large_jpeg_reports_boxes_in_its_own_pixels():
-    """A JPEG decoded at a fraction of its size still reports where its characters are in the file's pixels."""
+    """A JPEG decoded at a fraction of its size (directly, or by the server) still reports where its
+    characters are in the file's pixels."""
     import io
 
     from PIL import Image, ImageDraw
 
     from handwritten.images import find_line
+    from handwritten.uploads import open_image
 
-    image = Image.new("L", (4000, 1000), 230)
+    image = Image.new("L", (4000, 3000), 230)
     draw = ImageDraw.Draw(image)
     for x in (500, 2500):
-        draw.line([(x, 200), (x, 800)], fill=20, width=60)
+        draw.line([(x, 600), (x, 2400)], fill=20, width=60)
     buf = io.BytesIO()
     image.save(buf, format="JPEG")
-    _, _, characters = find_line(buf.getvalue())
-    assert [round(c["box"][0], -2) for c in characters] == [500, 2500]
-    assert all(abs(c["box"][3] - 800) < 40 for c in characters)
+    opened = open_image(buf.getvalue(), 20_000_000)
+    assert opened.size == (2000, 1500)  # decoded at half size
+    for source in (buf.getvalue(), opened):
+        _, _, characters = find_line(source)
+        assert [round(c["box"][0], -2) for c in characters] == [500, 2500]
+        assert all(abs(c["box"][3] - 2400) < 40 for c in characters)
 
 
 # ---------------------------------------------------------------- the server's model
