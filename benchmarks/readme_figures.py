@@ -128,9 +128,25 @@ def teach_lines() -> list[str]:
     ]
 
 
+def speed_lines() -> list[str]:
+    r = newest("speed", lambda r: not r.get("quick")) or newest("speed")
+    if r is None:
+        return ["- Speed (preparing images, server against a bare endpoint): not measured yet (`make bench`)."]
+    d, ours, bare = r["details"], r["details"]["servers"]["handwritten"], r["details"]["servers"]["bare"]
+    mode = " (quick mode)" if r.get("quick") else ""
+    return [
+        f"- Speed{mode} (`benchmarks/bench_speed.py`): preparing a 280x280 canvas PNG takes **{d['canvas']['cpu_ms']:.1f} ms**, "
+        f"a 12-megapixel photo **{d['photo']['cpu_ms']:.0f} ms** (median CPU time on one core); the server answers "
+        f"**{ours['requests_per_s']:,.0f} requests/s** where a bare endpoint (Pillow decode, 28x28 resize, the same ONNX "
+        f"model) answers {bare['requests_per_s']:,.0f}: **{ours['requests_per_s'] / bare['requests_per_s']:.2f}x**, "
+        f"latency p50 {ours['p50_ms']:.0f} ms, p99 {ours['p99_ms']:.0f} ms (8 clients, interleaved, one run). Measured "
+        f"{r['date'][:10]} on {_machine(r['machine'])}, load average {d['load_average_before'][0]:.1f}."
+    ]
+
+
 def block() -> str:
     lines = [START, "", "Fashion-MNIST is a real data set but not EMNIST; these are not EMNIST results.", ""]
-    lines += fashion_lines() + server_lines() + real_handwriting_lines() + teach_lines()
+    lines += fashion_lines() + server_lines() + speed_lines() + real_handwriting_lines() + teach_lines()
     lines += ["", END]
     return "\n".join(lines)
 

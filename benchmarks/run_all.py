@@ -24,13 +24,15 @@ import common
 import readme_figures
 
 # In the order; each is benchmarks/bench_<name>.py.
-BENCHMARKS = ["loading", "training", "time_to_accuracy", "inference", "server", "growth", "real_handwriting", "teach"]
+BENCHMARKS = ["loading", "training", "time_to_accuracy", "inference", "server", "speed", "growth", "real_handwriting",
+              "teach"]
 TITLES = {
     "loading": "Loading a byclass-sized set",
     "training": "Training throughput",
     "time_to_accuracy": "Time to accuracy (Fashion-MNIST)",
     "inference": "Inference",
     "server": "Server",
+    "speed": "Speed: preparing images; server against a bare endpoint",
     "growth": "Growth with data size",
     "real_handwriting": "Real handwriting (offline sample)",
     "teach": "Teaching a new hand",

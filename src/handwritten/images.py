@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from handwritten import marks
+from handwritten import framing, marks
 
 # Re-exported: callers that turn images into model input find the framing functions here too.
 from handwritten.framing import frame, framing_from_meta, measure_framing, model_input  # noqa: F401
+from handwritten.framing import blur
 
 # ---------------------------------------------------------------- opening an image safely
 
 MAX_PIXELS = 20_000_000  # a 20 MP phone photo; more is refused before it is decoded
 WORK_PIXELS = 1_500_000  # images are reduced to about this many pixels before processing
+ONE_CHARACTER_SIDE = 128  # an image of one character keeps at least this many px on its short side
 # The formats read, by the command line and the server alike. Pillow opens more, among them EPS
 # and PostScript by running Ghostscript on the program the file holds: not for people's files.
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # JPEG includes phones' multi-picture (MPO) files
@@ -75,7 +77,7 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
             raise HandwrittenError(f"{label}: the image is empty (0x0 pixels)")
         if arr.size > max_pixels:
             raise HandwrittenError(f"{label}: {arr.shape[1]}x{arr.shape[0]} pixels is more than the limit of {max_pixels:,}")
-        return _reduce(Image.fromarray(np.clip(arr, 0, 1).astype(np.float32), mode="F"))
+        return _reduce(np.clip(arr, 0, 1))
 
     opened = None  # closed here if opened here
     try:
@@ -105,8 +107,13 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
                 f"{label}: {width}x{height} pixels is more than the limit of {max_pixels:,} pixels (refused before decoding)"
             )
         im.seek(0)  # the first frame of an animation
+        pixels = width * height
+        if im is opened:
+            _draft(im)
+        elif "full_size" in im.info:  # decoded reduced by uploads.open_image
+            pixels = im.info["full_size"][0] * im.info["full_size"][1]
         im = ImageOps.exif_transpose(im)  # phone photos are stored sideways with an EXIF rotation
-        return _reduce(_to_grey(im))
+        return _reduce(_to_grey(im), pixels)
     except HandwrittenError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -169,39 +176,85 @@ def _declares_no_pixels(head: bytes) -> bool:
 
 
 def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Composite onto white if what is drawn is dark, onto black if it is light."""
+    """Composite float grey onto white if what is drawn is dark, onto black if it is light.
+
+    ``alpha`` is uint8 (0-255) or float in [0, 1].
+    """
+    alpha = alpha.astype(np.float32) * (1 / 255.0) if alpha.dtype == np.uint8 else alpha
     drawn = alpha > 0.5
     background = 1.0 if not drawn.any() or grey[drawn].mean() < 0.5 else 0.0
-    return grey * alpha + background * (1.0 - alpha)
+    return background + (grey - background) * alpha
 
 
 def _to_grey(im) -> np.ndarray:
-    """A PIL image of any mode as float32 grey in [0, 1], alpha composited."""
+    """A PIL image of any mode as grey: uint8, or float32 in [0, 1] when it needs more levels or alpha."""
+    cv2 = framing.opencv()
+
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         arr = np.asarray(im.convert("F"), dtype=np.float32)
         top = 65535.0 if arr.max(initial=0) > 255 else 255.0
         return arr / top if im.mode != "F" or arr.max(initial=0) > 1 else arr
     has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     if has_alpha:
-        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
-        grey = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-        return _composite(grey, rgba[..., 3])
-    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+        rgba = np.asarray(im if im.mode == "RGBA" else im.convert("RGBA"))
+        grey, alpha = cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY), cv2.extractChannel(rgba, 3)
+        if cv2.minMaxLoc(alpha)[0] == 255:  # an alpha channel that hides nothing
+            return grey
+        # _composite's rule, in 8 bits: onto white if what is drawn is dark, onto black if light.
+        drawn = grey[alpha > 127]
+        alpha = alpha.astype(np.uint16)
+        if drawn.size == 0 or drawn.mean() < 127.5:
+            return (255 - ((255 - grey) * alpha + 127) // 255).astype(np.uint8)
+        return ((grey * alpha + 127) // 255).astype(np.uint8)
+    if im.mode == "RGB":
+        return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2GRAY)
+    return np.asarray(im if im.mode == "L" else im.convert("L"))
 
 
-def _reduce(g) -> tuple[np.ndarray, float]:
-    """Shrink to about ``WORK_PIXELS`` with area averaging (the 28x28 result needs no more)."""
-    from PIL import Image
+def _draft(im) -> None:
+    """Let a large JPEG decode at 1/2, 1/4 or 1/8 of its size, grey, while still above ``WORK_PIXELS``.
 
-    im = g if isinstance(g, Image.Image) else Image.fromarray(np.ascontiguousarray(g, dtype=np.float32), mode="F")
+    The decoder scales in the frequency domain, which averages like the area reduction that
+    follows anyway, at a fraction of the time of decoding every pixel.
+    """
     w, h = im.size
+    k = int((w * h / WORK_PIXELS) ** 0.5)
+    if im.format in ("JPEG", "MPO") and k >= 2 and im.mode in ("L", "RGB", "CMYK"):
+        im.draft("L", (max(1, w // k), max(1, h // k)))
+
+
+def _reduce(g: np.ndarray, pixels: int | None = None) -> tuple[np.ndarray, float]:
+    """Shrink to about ``WORK_PIXELS`` with area averaging (the 28x28 result needs no more); float32 in [0, 1].
+
+    ``pixels`` is how many the image had as given (before a reduced JPEG decode); the factor
+    returned is the input's size over the returned one (1 or more).
+    """
+    cv2 = framing.opencv()
+
+    h, w = g.shape
+    pixels = pixels or w * h
     if w * h > WORK_PIXELS:
         k = (WORK_PIXELS / (w * h)) ** 0.5
-        im = im.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.BOX)
-    return np.asarray(im, dtype=np.float32), w / im.size[0]
+        g = cv2.resize(g, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    out = g.astype(np.float32) * (1 / 255.0) if g.dtype == np.uint8 else np.asarray(g, dtype=np.float32)
+    return out, max(1.0, (pixels / out.size) ** 0.5)
 
 
 # ---------------------------------------------------------------- finding the ink
+
+
+def _median(x: np.ndarray) -> float:
+    """The median of values in [0, 1], to 1/510: from a histogram of 256 levels, not a sort."""
+    counts = _levels(x, 255.0, 0.0)
+    return int(np.searchsorted(np.cumsum(counts), (x.size + 1) / 2)) / 255.0
+
+
+def _levels(x: np.ndarray, scale: float, shift: float) -> np.ndarray:
+    """How many of ``x * scale + shift``, rounded and kept within 0..255, fall on each of the 256 levels."""
+    cv2 = framing.opencv()
+
+    levels = cv2.convertScaleAbs(np.asarray(x, dtype=np.float32), alpha=scale, beta=shift)
+    return cv2.calcHist([levels], [0], None, [256], [0, 256]).ravel()
 
 
 def normalise(g: np.ndarray, label: str = "image") -> tuple[np.ndarray, np.ndarray]:
@@ -213,28 +266,28 @@ def normalise(g: np.ndarray, label: str = "image") -> tuple[np.ndarray, np.ndarr
     Raises:
         HandwrittenError: the image has no ink (a blank page).
     """
-    from scipy import ndimage
-
     from handwritten.errors import HandwrittenError
 
+    g = np.ascontiguousarray(g, dtype=np.float32)
     # A little blur decides what is ink: JPEG noise and single specks fall below the threshold.
     # The ink itself is taken unblurred; frame() blurs it at the training data's scale.
     sigma = max(0.7, min(g.shape) / 400)
-    blurred = ndimage.gaussian_filter(g, sigma)
-    background = float(np.median(blurred))
-    sign = 1.0
-    if np.clip(background - blurred - 0.1, 0, None).sum() > np.clip(blurred - background - 0.1, 0, None).sum():
-        sign = -1.0
+    blurred = blur(g, sigma)
+    background = _median(blurred)
+    diff = blurred - background
+    sign = -1.0 if np.maximum(-diff - 0.1, 0).sum() > np.maximum(diff - 0.1, 0).sum() else 1.0
     # Uneven lighting in photos: subtract the paper's local brightness as well.
-    dev = np.clip(sign * (blurred - background), 0, None)
+    dev = np.maximum(diff if sign > 0 else -diff, 0)
     paper = _background_map(dev)
-    flat = np.clip(dev - paper, 0, None)
+    flat = np.maximum(dev - paper, 0)
     level = float(flat.max())
     if level < 0.1:
         raise HandwrittenError(f"{label}: no ink found (a blank page, or too little contrast)")
-    mask = flat / level > _otsu(flat / level)
-    ink = np.clip((sign * (g - background) - paper) / level, 0, 1)
-    return ink, mask
+    mask = flat > _otsu(flat, level) * level
+    ink = g - background if sign > 0 else background - g
+    ink -= paper
+    ink *= 1.0 / level
+    return np.clip(ink, 0, 1, out=ink), mask
 
 
 def _background_map(g: np.ndarray) -> np.ndarray:
@@ -244,31 +297,49 @@ def _background_map(g: np.ndarray) -> np.ndarray:
     averaged with a wide gaussian (a normalised convolution), so thick strokes are never taken
     for background and hollowed out, while a shadow across a photo still is.
     """
-    from PIL import Image
-    from scipy import ndimage
+    cv2 = framing.opencv()
 
     h, w = g.shape
-    inky = ndimage.binary_dilation(g > _otsu(g), iterations=2)
+    top = float(g.max(initial=0))
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    inky = cv2.dilate((g > _otsu(g, max(top, 1e-6)) * max(top, 1e-6)).view(np.uint8), cross, iterations=2)
     if min(h, w) < 32 or inky.all():
-        return np.full_like(g, float(np.median(g[~inky])) if not inky.all() else 0.0)
+        return np.full_like(g, float(np.median(g[inky == 0])) if not inky.all() else 0.0)
     k = 64 / max(h, w)
     shape = (max(4, round(w * k)), max(4, round(h * k)))
-    small = np.asarray(Image.fromarray(g, mode="F").resize(shape, Image.Resampling.BOX))
-    paper = np.asarray(Image.fromarray((~inky).astype(np.float32), mode="F").resize(shape, Image.Resampling.BOX)) > 0.95
-    weight = ndimage.gaussian_filter(paper.astype(np.float32), 8)
-    level = ndimage.gaussian_filter(small * paper, 8) / np.maximum(weight, 1e-6)
-    level = np.where(weight > 1e-3, level, float(np.median(g[~inky])))
-    return np.asarray(Image.fromarray(level.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BILINEAR))
+    small = cv2.resize(g, shape, interpolation=cv2.INTER_AREA)
+    paper = cv2.resize((1 - inky).astype(np.float32), shape, interpolation=cv2.INTER_AREA) > 0.95
+    weight = blur(paper.astype(np.float32), 8)
+    level = blur(small * paper, 8) / np.maximum(weight, 1e-6)
+    if (weight <= 1e-3).any():
+        level = np.where(weight > 1e-3, level, float(np.median(g[inky == 0])))
+    return cv2.resize(level.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _otsu(x: np.ndarray) -> float:
-    """Otsu's threshold of values in [0, 1], kept within [0.25, 0.6]."""
-    hist, edges = np.histogram(x, bins=128, range=(0, 1))
+def _otsu(x: np.ndarray, top: float = 1.0) -> float:
+    """Otsu's threshold of values in [0, ``top``] on 128 levels, as a share of ``top`` kept within [0.25, 0.6]."""
+    hist = _levels(x, 256.0 / top, -0.5).reshape(128, 2).sum(axis=1)  # level k: values from k/128 to (k+1)/128
+    edges = np.arange(128) / 128
     p = hist.astype(np.float64) / max(hist.sum(), 1)
     omega = np.cumsum(p)
-    mu = np.cumsum(p * edges[:-1])
+    mu = np.cumsum(p * edges)
     between = (mu[-1] * omega - mu) ** 2 / np.maximum(omega * (1 - omega), 1e-12)
     return float(np.clip(edges[int(np.argmax(between))], 0.25, 0.6))
+
+
+def _halve(g: np.ndarray) -> np.ndarray:
+    """Half the size, by area averaging, when the short side is at least ``2 * ONE_CHARACTER_SIDE``.
+
+    One character is framed from at most about twice the detail the frame keeps: frame() draws
+    it at 96 px and blurs it as EMNIST was blurred, which leaves about 64 px of detail, and a
+    character covering half of a 256 px image still spans 64 px after halving. Every step after
+    this one costs a quarter as much.
+    """
+    cv2 = framing.opencv()
+    h, w = g.shape
+    if min(h, w) < 2 * ONE_CHARACTER_SIDE:
+        return g
+    return cv2.resize(g, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
 
 
 def preprocess(source, framing: dict | None = None, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -285,7 +356,7 @@ def preprocess(source, framing: dict | None = None, name: str | None = None, max
     """
     label = _describe(source, name)
     framing = framing_from_meta({"framing": framing})
-    ink, mask = normalise(load_grey(source, label, max_pixels)[0], label)
+    ink, mask = normalise(_halve(load_grey(source, label, max_pixels)[0]), label)
     labels, comps = marks.components(mask, min_size=3)
     return frame(ink, marks.select_character(labels, comps, label), framing)
 

@@ -12,6 +12,8 @@ import bisect
 
 import numpy as np
 
+from handwritten import framing
+
 # A line of characters rarely has more than about 100 parts (broken strokes, dots); a sheet of
 # dots, graph paper or noise has thousands, and nothing useful could be read from it.
 MAX_MARKS = 500
@@ -23,24 +25,28 @@ def components(mask: np.ndarray, min_size: int = 1) -> tuple[np.ndarray, list[di
     ``labels`` numbers every component, the smaller ones too; only the list leaves them out
     (a noisy photo has tens of thousands of specks, each not worth a Python object).
     """
-    from scipy import ndimage
+    cv2 = framing.opencv()
 
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(
+        np.ascontiguousarray(mask, dtype=bool).view(np.uint8), connectivity=8, ltype=cv2.CV_32S
+    )
+    n -= 1  # label 0 is the background
     if n == 0:
         return labels, []
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
     h, w = mask.shape
     contact = np.max([
         np.bincount(labels[0], minlength=n + 1) / w, np.bincount(labels[-1], minlength=n + 1) / w,
         np.bincount(labels[:, 0], minlength=n + 1) / h, np.bincount(labels[:, -1], minlength=n + 1) / h,
     ], axis=0)
     comps = []
-    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
-        if sizes[i] >= min_size:
-            comps.append({
-                "label": i, "size": int(sizes[i]), "box": [sl[1].start, sl[0].start, sl[1].stop, sl[0].stop],
-                "border": bool(contact[i] > 0), "contact": float(contact[i]),
-            })
+    for i in np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_size):
+        if i == 0:
+            continue
+        x, y, bw, bh, size = stats[i].tolist()
+        comps.append({
+            "label": int(i), "size": size, "box": [x, y, x + bw, y + bh],
+            "border": bool(contact[i] > 0), "contact": float(contact[i]),
+        })
     return labels, comps
 
 
@@ -91,7 +97,9 @@ def select_character(labels: np.ndarray, comps: list[dict], label: str = "image"
             break
         chosen |= near
         box = _union([box, *boxes[near].tolist()])
-    return np.isin(labels, [main["label"]] + [c["label"] for c, k in zip(rest, chosen) if k])
+    member = np.zeros(int(labels.max()) + 1, bool)
+    member[[main["label"]] + [c["label"] for c, k in zip(rest, chosen) if k]] = True
+    return member[labels]
 
 
 def _same_character(a: list[int], b: list[int]) -> bool:

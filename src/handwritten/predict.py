@@ -112,8 +112,23 @@ class Recognizer:
             "synthetic": self.meta.get("synthetic"),
             "framing": self.framing,
             "orientation": self.orientation,
-            "format": "onnx" if self._session is not None else self.path.suffix.lstrip("."),
+            "format": self.path.suffix.lstrip("."),
+            "runtime": "onnxruntime" if self.runs_onnx else "keras",
         }
+
+    @property
+    def runs_onnx(self) -> bool:
+        """Whether the model runs in onnxruntime (an ``.onnx`` file, or a Keras one converted for a server)."""
+        return self._session is not None
+
+    def use_onnx(self, session) -> None:
+        """Run the model in ``session`` (onnxruntime) from now on; the Keras model stays loaded, unused.
+
+        Raises:
+            HandwrittenError: the session's model does not take 28x28 images or give one score per class.
+        """
+        check_onnx_shapes(self.path, session, len(self.mapping))
+        self._session, self._input = session, session.get_inputs()[0].name
 
     def predict_arrays(self, x_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities ``(N, classes)`` for upright uint8 ``(N, 28, 28)`` images already framed."""

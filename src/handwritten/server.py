@@ -21,7 +21,7 @@ The page (``static/``) needs nothing from outside the package, so it works offli
 import asyncio
 import base64
 import functools
-import io
+import json
 import os
 from pathlib import Path
 
@@ -53,11 +53,16 @@ PAGE_HEADERS = {
 
 def png_base64(array) -> str:
     """A uint8 array as a base64 PNG, for showing the model's input in a page."""
-    from PIL import Image
+    from handwritten.framing import opencv
 
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    ok, png = opencv().imencode(".png", array, [opencv().IMWRITE_PNG_COMPRESSION, 1])
+    return base64.b64encode(png.tobytes()).decode("ascii")
+
+
+def prediction_json(framed, probs, mapping: str, top: int) -> bytes:
+    """The answer to ``/api/predict`` as JSON bytes, made where the work was done, not on the event loop."""
+    best = ranked(probs, mapping, top)
+    return json.dumps({**best[0], "top": best, "input_png": png_base64(framed)}).encode()
 
 
 def candidates(pairs) -> list[dict]:
@@ -171,19 +176,19 @@ def create_app(
 
     from fastapi import FastAPI, Query, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.responses import FileResponse, JSONResponse, Response
     from starlette.exceptions import HTTPException
     from starlette.staticfiles import StaticFiles
 
     if max_bytes <= 0 or max_pixels <= 0:
         raise HandwrittenError(f"max_bytes and max_pixels must be positive, got {max_bytes} and {max_pixels}")
-    if isinstance(model, (str, os.PathLike)):
-        from handwritten.predict import Recognizer
+    from handwritten.runtime import fast_recognizer
 
-        model = Recognizer(model, max_pixels=max_pixels)
-    recognizer = model
+    recognizer, runtime_note = fast_recognizer(model, max_pixels)
     info = dict(recognizer.info())
-    worker = ModelWorker(recognizer)
+    # onnxruntime is called from the image threads, right after framing: a Keras model, slower
+    # per call and not to be called from several threads at once, gets a thread that batches.
+    worker = None if recognizer.runs_onnx else ModelWorker(recognizer)
     preparers = ImageWorkers()
     ApiError, _, Prediction, _, LineReading, ModelInfo, Health = schemas()
     mapping = recognizer.mapping
@@ -206,6 +211,7 @@ def create_app(
         docs_url=None,  # the interactive docs load scripts from outside; the page must work offline
         redoc_url=None,
     )
+    app.state.runtime = runtime_note
     app.add_middleware(HostCheck, hosts=list(allowed_hosts))
 
     @app.exception_handler(HTTPException)
@@ -244,6 +250,13 @@ def create_app(
         except HandwrittenError as exc:  # the image is readable but not usable, e.g. no ink on it
             raise RequestError(422, str(exc)) from None
 
+    def recognise_upload(data: bytes, top: int, chosen) -> bytes:
+        """Frame an upload and run the model on it, in one image thread: one handoff per request."""
+        from handwritten.charset import restrict
+
+        framed = frame_upload(data, recognizer, max_pixels)
+        return prediction_json(framed, restrict(recognizer.predict_arrays(framed[None])[0], chosen), mapping, top)
+
     top_doc = f"how many of the most likely characters to return (1-{classes})"
     charset_doc = ("consider only these characters, probabilities renormalised over them: digits, upper, lower, "
                    "letters, alnum, or the characters themselves (e.g. 0123456789ABCDEF); every class when absent")
@@ -264,10 +277,13 @@ def create_app(
 
         chosen = allowed(charset)
         data = await read_upload(request, max_bytes, read_timeout)
-        framed = await prepare(frame_upload, data, recognizer, max_pixels)
-        probs = restrict(await answer(worker.submit(framed)), chosen)
-        best = ranked(probs, mapping, top if chosen is None else min(top, len(chosen)))
-        return {**best[0], "top": best, "input_png": png_base64(framed)}
+        top = top if chosen is None else min(top, len(chosen))
+        if worker is None:
+            body = await prepare(recognise_upload, data, top, chosen)
+        else:
+            framed = await prepare(frame_upload, data, recognizer, max_pixels)
+            body = prediction_json(framed, restrict(await answer(worker.submit(framed)), chosen), mapping, top)
+        return Response(body, media_type="application/json")
 
     @app.post("/api/predict/line", response_model=LineReading, responses=errors, openapi_extra=image_body_doc())
     async def predict_line(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(3, classes),
@@ -330,6 +346,7 @@ def run_serve(args) -> int:
     )
     import uvicorn
 
+    print(f"note: {app.state.runtime}", flush=True)
     if args.host not in LOOPBACK_HOSTS:
         print(f"note: listening on {args.host}; anyone who can reach it can use the model (there is no login)")
         if hosts != ["*"]:

@@ -47,6 +47,11 @@ def open_image(data: bytes, max_pixels: int):
             f"image too large: {width}x{height} is {width * height / 1e6:.1f} megapixels; "
             f"the limit is {max_pixels / 1e6:g} megapixels",
         )
+    from handwritten.images import _draft
+
+    _draft(image)  # a large JPEG decodes at a fraction of its size; images.load_grey scales its boxes back
+    if image.size != (width, height):
+        image.info["full_size"] = (width, height)
     try:
         image.load()
     except Exception as exc:  # truncated or corrupt data surfaces as OSError, SyntaxError, ValueError...
