@@ -3,9 +3,11 @@
 Each script appends its result to ``benchmarks/results/<name>.jsonl``. This run gives them
 all one run id, and BENCHMARKS.md is built only from the results carrying it, so the table
 always shows what was measured on this run: a benchmark that failed or was not run says so
-instead of showing an older figure.
+instead of showing an older figure. After running one benchmark by itself, ``--table-only``
+rebuilds the table from the newest full result of each benchmark, every run named with its
+date and machine.
 
-    python benchmarks/run_all.py [--quick] [--only loading,server]
+    python benchmarks/run_all.py [--quick] [--only loading,server] [--table-only]
 """
 
 from __future__ import annotations
@@ -84,6 +86,16 @@ def results_of(run_id: str) -> dict[str, dict]:
     return out
 
 
+def newest_results() -> dict[str, dict]:
+    """The newest full (not quick) result of each benchmark, whichever run wrote it."""
+    out = {}
+    for name in BENCHMARKS:
+        rows = [r for r in readme_figures.results(name) if not r.get("quick")]
+        if rows:
+            out[name] = rows[-1]
+    return out
+
+
 def _value(fig: dict) -> str:
     value = fig["value"]
     if value is None:
@@ -121,9 +133,20 @@ def write_markdown(path: Path, results: dict[str, dict], failures: dict[str, str
         lines += ["> **QUICK MODE** (`make bench QUICK=1`): smaller data, fewer repetitions and short time",
                   "> budgets, to check that the benchmarks run. These are not the project's figures;",
                   "> `make bench` measures those.", ""]
-    lines += [f"Measured by `make bench{' QUICK=1' if quick else ''}` on "
-              f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} in {seconds / 60:.1f} minutes "
-              f"(run `{run_id}`)."]
+    runs = sorted({r.get("run_id") or r["date"] for r in results.values()})
+    if run_id is None:  # --table-only: rows from the runs that last measured each benchmark
+        lines += [f"Built on {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by "
+                  "`python benchmarks/run_all.py --table-only` from the newest full result of each benchmark:"]
+        for run in runs:
+            names = [n for n, r in results.items() if (r.get("run_id") or r["date"]) == run]
+            r = results[names[0]]
+            lines += [f"- {', '.join(TITLES[n] for n in names)}: run `{run}`, {r['date'][:16].replace('T', ' ')} UTC, "
+                      f"{_machine_line(r['machine'])}; load average {'/'.join(f'{x:g}' for x in r['machine']['load_average'])}."]
+        first = None
+    else:
+        lines += [f"Measured by `make bench{' QUICK=1' if quick else ''}` on "
+                  f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} in {seconds / 60:.1f} minutes "
+                  f"(run `{run_id}`)."]
     if first:
         lines += [f"Machine: {_machine_line(first['machine'])}."]
         if not first["machine"].get("gpu"):
@@ -132,7 +155,8 @@ def write_markdown(path: Path, results: dict[str, dict], failures: dict[str, str
         lines += [f"Load average (1/5/15 min) when each benchmark finished: "
                   f"{', '.join('/'.join(f'{x:g}' for x in load) for load in loads)} "
                   "(above the core count means other work shared the CPU)."]
-    lines += ["", "Ratios compare two ways measured in the same run, interleaved; absolute times are for the machine above.",
+    where = "the machine above" if run_id else "each row's run, named above"
+    lines += ["", f"Ratios compare two ways measured in the same run, interleaved; absolute times are for {where}.",
               "", "| # | Figure | Target | Measured | Met | Details |", "|---|---|---|---|---|---|"]
     for number, name in enumerate(BENCHMARKS, 1):
         if name not in wanted:
@@ -170,7 +194,14 @@ def main() -> int:
                         help="comma-separated benchmarks to run (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=common.ROOT / "BENCHMARKS.md",
                         help="the Markdown table to write (default: %(default)s)")
+    parser.add_argument("--table-only", action="store_true",
+                        help="run nothing; rebuild the table from the newest full result of each benchmark "
+                             "(default: %(default)s)")
     args = parser.parse_args()
+    if args.table_only:
+        write_markdown(args.out, newest_results(), {}, quick=False, run_id=None, seconds=0.0, wanted=BENCHMARKS)
+        print(f"wrote {args.out} from the newest results", file=sys.stderr)
+        return 0
     wanted = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = sorted(set(wanted) - set(BENCHMARKS))
     if unknown:
