@@ -26,7 +26,8 @@ demo: install
 	$(BIN)/handwritten evaluate demo/model_2.keras --data demo/emnist --report demo/report
 	$(BIN)/python scripts/demo_images.py --dir demo/images
 	$(BIN)/handwritten predict demo/model_2.keras demo/images/char-*.png
-	$(BIN)/handwritten predict demo/model_2.keras demo/images/line.png --line
+	$(BIN)/handwritten predict demo/model_2.keras demo/images/line-number.png --line --charset digits
+	$(BIN)/handwritten predict demo/model_2.keras demo/images/line-name.png --line --charset upper
 	@echo "demo: model in demo/model_2.keras, report in demo/report/report.html;" \
 	      "try it in a browser with: $(BIN)/handwritten serve demo/model_2.keras"
 
