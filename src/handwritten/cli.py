@@ -19,7 +19,7 @@ COMMANDS = [
     "handwritten.download",
     "handwritten.sample",
     "handwritten.emnist_cli",
-    "handwritten.train",
+    "handwritten.train_cli",
     "handwritten.evaluate",
     "handwritten.predict",
     "handwritten.export",

@@ -261,6 +261,46 @@ def _check_images(path: Path, images: np.ndarray) -> None:
         raise DataError(f"{path}: images must be unsigned bytes (IDX type 0x08), got {images.dtype}")
 
 
+def _file_names(folder: Path, split: str | None) -> tuple[dict[str, list[str]], bool, Split | None]:
+    """The file names to read for ``split``, whether they hold transposed EMNIST images, and the split
+    (None: to be inferred from the labels)."""
+    available = _emnist_splits_in(folder)
+    if available and (split is None or split in available):
+        name = split or (DEFAULT_SPLIT if DEFAULT_SPLIT in available else available[0])
+        return _emnist_names(name), True, SPLITS[name]
+    if available and _find(folder, PLAIN_NAMES["train-images"]) is None:
+        raise DataError(f"{folder}: has EMNIST files for split(s) {', '.join(available)} but not for split {split}")
+    return PLAIN_NAMES, False, SPLITS[split] if split else None
+
+
+def _locate_parts(folder: Path, names: dict[str, list[str]]) -> dict[str, Path]:
+    """The path of each of the four parts; an error naming the first one missing."""
+    files = {}
+    for part in PARTS:
+        path = _find(folder, names[part])
+        if path is None:
+            raise DataError(f"{folder}: missing file {names[part][0]}[.gz] ({part})")
+        files[part] = path
+    return files
+
+
+def _check_parts_agree(files: dict[str, Path], arrays: dict[str, np.ndarray]) -> None:
+    """Shapes and counts first: a label range means nothing if the file is not a label file."""
+    for which in ("train", "test"):
+        ipath, lpath = files[f"{which}-images"], files[f"{which}-labels"]
+        images, labels = arrays[f"{which}-images"], arrays[f"{which}-labels"]
+        _check_images(ipath, images)
+        if labels.ndim != 1:
+            raise DataError(f"{lpath}: labels must be one-dimensional, got shape {labels.shape}")
+        if labels.dtype.kind not in "iu":
+            raise DataError(f"{lpath}: labels must be an integer IDX type (0x08 unsigned byte for MNIST and "
+                            f"EMNIST), got {labels.dtype}")
+        if len(images) != len(labels):
+            raise DataError(f"{ipath} has {len(images)} images but {lpath.name} has {len(labels)} labels")
+    if not len(arrays["train-labels"]):
+        raise DataError(f"{files['train-images']}: holds no images")
+
+
 def load(data: str | os.PathLike | None = None, split: str | None = None, *, mmap: bool = True) -> Dataset:
     """Load a data set, checked and upright.
 
@@ -283,37 +323,10 @@ def load(data: str | os.PathLike | None = None, split: str | None = None, *, mma
         from handwritten import folder_data
 
         return folder_data.load(folder, split=SPLITS[split] if split else None)
-    available = _emnist_splits_in(folder)
-    if available and (split is None or split in available):
-        name = split or (DEFAULT_SPLIT if DEFAULT_SPLIT in available else available[0])
-        names, transposed, chosen = _emnist_names(name), True, SPLITS[name]
-    elif available and _find(folder, PLAIN_NAMES["train-images"]) is None:
-        raise DataError(f"{folder}: has EMNIST files for split(s) {', '.join(available)} but not for split {split}")
-    else:
-        names, transposed, chosen = PLAIN_NAMES, False, SPLITS[split] if split else None
-
-    files = {}
-    for part in PARTS:
-        path = _find(folder, names[part])
-        if path is None:
-            raise DataError(f"{folder}: missing file {names[part][0]}[.gz] ({part})")
-        files[part] = path
-
+    names, transposed, chosen = _file_names(folder, split)
+    files = _locate_parts(folder, names)
     arrays = {part: read_idx(path, mmap=mmap) for part, path in files.items()}
-    # Shapes and counts first: a label range means nothing if the file is not a label file.
-    for which in ("train", "test"):
-        ipath, lpath = files[f"{which}-images"], files[f"{which}-labels"]
-        images, labels = arrays[f"{which}-images"], arrays[f"{which}-labels"]
-        _check_images(ipath, images)
-        if labels.ndim != 1:
-            raise DataError(f"{lpath}: labels must be one-dimensional, got shape {labels.shape}")
-        if labels.dtype.kind not in "iu":
-            raise DataError(f"{lpath}: labels must be an integer IDX type (0x08 unsigned byte for MNIST and "
-                            f"EMNIST), got {labels.dtype}")
-        if len(images) != len(labels):
-            raise DataError(f"{ipath} has {len(images)} images but {lpath.name} has {len(labels)} labels")
-    if not len(arrays["train-labels"]):
-        raise DataError(f"{files['train-images']}: holds no images")
+    _check_parts_agree(files, arrays)
     if chosen is None:
         chosen = _inferred_split(files, arrays)
     if transposed:
