@@ -33,7 +33,7 @@ def client_for(model, collect=None):
 
     from handwritten.server import create_app
 
-    return TestClient(create_app(model, collect=collect))
+    return TestClient(create_app(model, collect=collect, allowed_hosts=["testserver"]))
 
 
 def post(client, image: bytes, label: str):
@@ -113,7 +113,7 @@ def test_uploads_are_bounded_like_predict(trained_model, drawings, tmp_path):
 
     from handwritten.server import create_app
 
-    with TestClient(create_app(trained_model, collect=tmp_path / "mine", max_bytes=1000)) as client:
+    with TestClient(create_app(trained_model, collect=tmp_path / "mine", max_bytes=1000, allowed_hosts=["testserver"])) as client:
         r = post(client, drawings["A"][0] + b"\0" * 2000, "A")
         assert r.status_code == 413 and "limit is 1000 bytes" in r.json()["error"]
 

@@ -115,7 +115,7 @@ async def read_sample(request, max_bytes: int, timeout: float) -> tuple[bytes, s
     from starlette.datastructures import UploadFile
     from starlette.requests import Request
 
-    from handwritten.server import MULTIPART_SLACK, RequestError, _read_capped
+    from handwritten.uploads import MULTIPART_SLACK, RequestError, _read_capped
 
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "multipart/form-data":
@@ -163,7 +163,7 @@ def sample_router(folder, recognizer, *, max_bytes: int, max_pixels: int, read_t
     from fastapi import APIRouter, Request
     from starlette.concurrency import run_in_threadpool
 
-    from handwritten.server import RequestError, frame_upload, open_image
+    from handwritten.uploads import RequestError, frame_upload, open_image
 
     store = SampleStore(folder, recognizer.mapping)
     command = finetune_command(Path(recognizer.path), store.folder)
