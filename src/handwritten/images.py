@@ -191,7 +191,7 @@ def normalise(g: np.ndarray, label: str = "image") -> tuple[np.ndarray, np.ndarr
     """
     from scipy import ndimage
 
-    from handwritten.errors import HandwrittenError
+    from handwritten.errors import NoInk
 
     # A little blur decides what is ink: JPEG noise and single specks fall below the threshold.
     # The ink itself is taken unblurred; frame() blurs it at the training data's scale.
@@ -207,7 +207,7 @@ def normalise(g: np.ndarray, label: str = "image") -> tuple[np.ndarray, np.ndarr
     flat = np.clip(dev - paper, 0, None)
     level = float(flat.max())
     if level < 0.1:
-        raise HandwrittenError(f"{label}: no ink found (a blank page, or too little contrast)")
+        raise NoInk(f"{label}: no ink found (a blank page, or too little contrast)")
     mask = flat / level > _otsu(flat / level)
     ink = np.clip((sign * (g - background) - paper) / level, 0, 1)
     return ink, mask
@@ -290,11 +290,11 @@ def _drop_edges(comps: list[dict], shape: tuple[int, int]) -> list[dict]:
 
 def select_character(labels: np.ndarray, comps: list[dict], label: str = "image") -> np.ndarray:
     """The mask of the one character: the largest part and the parts near it; specks and edges dropped."""
-    from handwritten.errors import HandwrittenError
+    from handwritten.errors import NoInk
 
     pool = _drop_edges([c for c in comps if c["size"] >= 3], labels.shape)
     if not pool:
-        raise HandwrittenError(f"{label}: no ink found (a blank page, or too little contrast)")
+        raise NoInk(f"{label}: no ink found (a blank page, or too little contrast)")
     main = max(pool, key=lambda c: c["size"])
     chosen, box = [main], main["box"]
     rest = [c for c in pool if c is not main and c["size"] >= 0.015 * main["size"]]
@@ -311,7 +311,8 @@ def select_character(labels: np.ndarray, comps: list[dict], label: str = "image"
     return np.isin(labels, [c["label"] for c in chosen])
 
 
-def preprocess(source, framing: dict | None = None, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def preprocess(source, framing: dict | None = None, name: str | None = None, max_pixels: int = MAX_PIXELS,
+               details: bool = False):
     """A person's image of one character as the model's training data looks: uint8 28x28, upright.
 
     Args:
@@ -319,15 +320,22 @@ def preprocess(source, framing: dict | None = None, name: str | None = None, max
         framing: a model's ``meta["framing"]`` (see :func:`framing_from_meta`); EMNIST's by default.
         name: how to name the image in error messages (default: its path, else "image").
         max_pixels: larger images are refused before they are decoded.
+        details: also return what was found (``ink``, ``mask``, ``labels``, ``components`` and
+            ``chosen``, the character's mask), from which ``handwritten.rejection`` judges
+            whether the image holds a character at all.
 
     Raises:
-        HandwrittenError: naming the image, when it cannot be read or holds no ink.
+        HandwrittenError: naming the image, when it cannot be read; ``NoInk`` when it holds no ink.
     """
     label = _describe(source, name)
     framing = framing_from_meta({"framing": framing})
     ink, mask = normalise(load_grey(source, label, max_pixels)[0], label)
     labels, comps = components(mask)
-    return frame(ink, select_character(labels, comps, label), framing)
+    chosen = select_character(labels, comps, label)
+    framed = frame(ink, chosen, framing)
+    if details:
+        return framed, {"ink": ink, "mask": mask, "labels": labels, "components": comps, "chosen": chosen}
+    return framed
 
 
 # ---------------------------------------------------------------- a line of characters
@@ -349,7 +357,7 @@ def segment_line(source, name: str | None = None, max_pixels: int = MAX_PIXELS) 
     Raises:
         HandwrittenError: naming the image, when it cannot be read or holds no ink.
     """
-    from handwritten.errors import HandwrittenError
+    from handwritten.errors import NoInk
 
     label = _describe(source, name)
     grey, factor = load_grey(source, label, max_pixels)
@@ -357,7 +365,7 @@ def segment_line(source, name: str | None = None, max_pixels: int = MAX_PIXELS) 
     labels, comps = components(mask)
     comps = _drop_edges([c for c in comps if c["size"] >= 3], mask.shape)
     if not comps:
-        raise HandwrittenError(f"{label}: no ink found (a blank page, or too little contrast)")
+        raise NoInk(f"{label}: no ink found (a blank page, or too little contrast)")
     typical = float(np.median([c["size"] for c in comps]))
     comps = [c for c in comps if c["size"] >= 0.03 * typical]
 
