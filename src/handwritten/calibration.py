@@ -19,6 +19,9 @@ import numpy as np
 BINS = 15  # Guo et al.'s choice; it makes figures comparable with theirs
 T_RANGE = (0.05, 20.0)  # temperatures searched; beyond them a model is broken, not miscalibrated
 TINY = 1e-30  # probabilities that underflowed to 0 get this, so that their logarithm is finite
+# Answers below this calibrated probability are marked unsure. Calibrated, it means "more likely
+# wrong than right"; a model may carry its own as meta["min_confidence"].
+MIN_CONFIDENCE = 0.5
 
 
 def _logits(probs: np.ndarray) -> np.ndarray:
@@ -145,3 +148,23 @@ def calibrate(probs: np.ndarray, labels: np.ndarray, min_confidence: float) -> d
             **kept_at(scaled, labels, min_confidence),
         },
     }
+
+
+def for_model(model, batches, labels, min_confidence: float, verbose: int = 1) -> dict:
+    """``temperature`` and ``calibration`` for a trained Keras model, fitted on its validation batches.
+
+    Without validation images (``batches`` None) the temperature is 1 and the metadata says why.
+    """
+    import sys
+
+    labels = np.asarray(labels)
+    if batches is None or len(labels) == 0:
+        if verbose:
+            print("no validation images: probabilities left uncalibrated (temperature 1)", file=sys.stderr, flush=True)
+        return {"temperature": 1.0, "calibration": {"images": 0, "note": "no validation images; temperature 1"}}
+    found = calibrate(model.predict(batches, verbose=0), labels, min_confidence)
+    if verbose:
+        c = found["calibration"]
+        print(f"calibration: temperature {found['temperature']:.3f} on {c['images']} validation images, "
+              f"calibration error {c['ece_before']:.4f} -> {c['ece_after']:.4f}", file=sys.stderr, flush=True)
+    return found

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handwritten import calibration, rejection
 from handwritten import images as imgs
 from handwritten.errors import HandwrittenError
 
@@ -46,9 +47,16 @@ class Recognizer:
         model_path: a ``.h5``, ``.keras`` or ``.onnx`` model written by this package (or a
             ``.h5`` of the original script).
         max_pixels: images with more pixels are refused before they are decoded.
+        min_confidence: answers whose calibrated probability is below this are marked
+            ``unsure`` (default: the model's ``meta["min_confidence"]``, else
+            ``calibration.MIN_CONFIDENCE``, 0.5).
+
+    Probabilities are calibrated with the temperature stored in the model
+    (``meta["temperature"]``, fitted on the validation split after training; 1 when absent).
     """
 
-    def __init__(self, model_path: str | os.PathLike, max_pixels: int = imgs.MAX_PIXELS):
+    def __init__(self, model_path: str | os.PathLike, max_pixels: int = imgs.MAX_PIXELS,
+                 min_confidence: float | None = None):
         self.path = Path(model_path)
         self.max_pixels = max_pixels
         self._lock = threading.Lock()  # one inference at a time on a Keras model shared by server threads
@@ -73,6 +81,12 @@ class Recognizer:
         self.mapping: str = self.meta["mapping"]
         self.framing: dict = imgs.framing_from_meta(self.meta)
         self.orientation: str = self.meta.get("orientation", "upright")
+        self.temperature = float(self.meta.get("temperature") or 1.0)
+        if min_confidence is None:
+            min_confidence = self.meta.get("min_confidence", calibration.MIN_CONFIDENCE)
+        if not 0.0 <= min_confidence <= 1.0:  # NaN fails too
+            raise HandwrittenError(f"min_confidence {min_confidence}: must be a probability between 0 and 1")
+        self.min_confidence = float(min_confidence)
 
     def info(self) -> dict:
         """What the model is: name, classes, mapping, parameter count, test accuracy, and how it frames input."""
@@ -89,11 +103,16 @@ class Recognizer:
             "synthetic": self.meta.get("synthetic"),
             "framing": self.framing,
             "orientation": self.orientation,
+            "temperature": self.temperature,
+            "min_confidence": self.min_confidence,
             "format": "onnx" if self._session is not None else self.path.suffix.lstrip("."),
         }
 
-    def predict_arrays(self, x_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities ``(N, classes)`` for upright uint8 ``(N, 28, 28)`` images already framed."""
+    def predict_arrays(self, x_uint8: np.ndarray, batch_size: int = 256, calibrated: bool = True) -> np.ndarray:
+        """Class probabilities ``(N, classes)`` for upright uint8 ``(N, 28, 28)`` images already framed.
+
+        ``calibrated=False`` gives the network's own softmax, before temperature scaling.
+        """
         x = np.asarray(x_uint8)
         out = np.zeros((len(x), len(self.mapping)), np.float32)
         for start in range(0, len(x), batch_size):
@@ -103,16 +122,30 @@ class Recognizer:
             else:
                 with self._lock:
                     out[start:start + len(batch)] = np.asarray(self._model(batch, training=False))
-        return out
+        return calibration.apply_temperature(out, self.temperature) if calibrated else out
 
-    def _result(self, name: str, probs: np.ndarray, top: int) -> dict:
-        order = np.argsort(-probs)[: max(1, min(top, len(self.mapping)))]
-        return {
-            "image": name,
-            "character": self.mapping[order[0]],
-            "probability": float(probs[order[0]]),
+    def answer(self, probs: np.ndarray | None, top: int, cues: dict | None = None, judge: bool = True) -> dict:
+        """What calibrated ``probs`` say about one image: ``character``, ``probability``, ``top``, ``unsure``.
+
+        With ``judge``, the image's ``cues`` (``rejection.measure``; None for an image without
+        ink) and the confidence decide whether it holds a character at all; if not,
+        ``character`` and ``probability`` are None and ``reason`` says why.
+        """
+        if probs is None:
+            order, best = [], None
+        else:
+            order = np.argsort(-probs, kind="stable")[: max(1, min(top, len(self.mapping)))]
+            best = float(probs[order[0]])
+        why = rejection.judge(cues, best) if judge else None
+        out = {
+            "character": None if why else self.mapping[order[0]],
+            "probability": None if why else best,
             "top": [[self.mapping[k], float(probs[k])] for k in order],
+            "unsure": bool(why) or best < self.min_confidence,
         }
+        if why:
+            out["reason"] = rejection.REASONS[why]
+        return out
 
     def predict(self, images, top: int = 5, names: list[str] | None = None) -> list[dict]:
         """Recognise one character in each image.
@@ -124,9 +157,12 @@ class Recognizer:
             names: how to name each image in results and errors (default: its path, else "image N").
 
         Returns:
-            Per image, in order: ``image``, ``character``, ``probability``, ``top``
-            ([[character, probability], ...]) and ``input`` (the uint8 28x28 upright image the
-            model saw); or ``image`` and ``error`` for an image that could not be read.
+            Per image, in order: ``image``, ``character``, ``probability`` (calibrated), ``top``
+            ([[character, probability], ...]), ``unsure`` (below ``min_confidence``, or not a
+            character) and ``input`` (the uint8 28x28 upright image the model saw, absent for a
+            blank image). An image that holds no character (blank, a speck, a scribble, a shape,
+            a texture, several characters) has ``character`` and ``probability`` None and a
+            ``reason``. An image that could not be read has ``image`` and ``error`` only.
         """
         if not isinstance(images, (list, tuple)):
             images = [images]
@@ -134,16 +170,19 @@ class Recognizer:
         for i, source in enumerate(images):
             name = names[i] if names else (str(source) if isinstance(source, (str, os.PathLike)) else f"image {i + 1}")
             try:
-                x = imgs.preprocess(source, self.framing, name=name, max_pixels=self.max_pixels)
-                results.append({"image": name, "input": x})
-                framed.append(x)
+                x, cues = rejection.examine(source, self.framing, name, self.max_pixels)
+                results.append({"image": name, "input": x, "cues": cues})
+                if x is not None:
+                    framed.append(x)
             except HandwrittenError as exc:
                 results.append({"image": name, "error": str(exc)})
         probs = iter(self.predict_arrays(np.stack(framed)) if framed else [])
         for r in results:
-            if "input" in r:
-                x = r.pop("input")
-                r.update(self._result(r["image"], next(probs), top), input=x)
+            if "error" not in r:
+                x, cues = r.pop("input"), r.pop("cues")
+                r.update(self.answer(None if x is None else next(probs), top, cues))
+                if x is not None:
+                    r["input"] = x
         return results
 
     def read_line(self, image, top: int = 3, name: str | None = None) -> dict:
@@ -151,8 +190,9 @@ class Recognizer:
 
         Returns:
             ``image``, ``text`` (spaces where a gap is much wider than the typical one) and
-            ``characters``: per character ``character``, ``probability``, ``top``, ``box``
-            [x0, y0, x1, y1] in the image's pixels, ``space_before`` and ``input``.
+            ``characters``: per character ``character``, ``probability``, ``top``, ``unsure``
+            (calibrated probability below ``min_confidence``), ``box`` [x0, y0, x1, y1] in the
+            image's pixels, ``space_before`` and ``input``.
 
         Raises:
             HandwrittenError: the image cannot be read or holds no ink.
@@ -163,8 +203,7 @@ class Recognizer:
         probs = self.predict_arrays(framed)
         characters, text = [], ""
         for p, x, pr in zip(parts, framed, probs):
-            r = self._result(name, pr, top)
-            del r["image"]
+            r = self.answer(pr, top, judge=False)
             r.update(box=p["box"], space_before=p["space_before"], input=x)
             characters.append(r)
             text += (" " if p["space_before"] else "") + r["character"]
@@ -189,6 +228,11 @@ def _public(result: dict) -> dict:
 
 
 def _show(result: dict) -> str:
+    """One line per image: the answer and its alternatives; '?' and the best candidates when unsure."""
+    if result["character"] is None:
+        return f"not a character ({result['reason']})"
+    if result["unsure"]:
+        return "? " + " or ".join(f"{c} {p:.0%}" for c, p in result["top"][:3])
     alternatives = ", ".join(f"{c} {p:.1%}" for c, p in result["top"][1:])
     return f"{result['character']} ({result['probability']:.1%})" + (f"  then {alternatives}" if alternatives else "")
 
@@ -196,7 +240,7 @@ def _show(result: dict) -> str:
 def run_predict(args) -> int:
     if args.top is not None and args.top < 1:
         raise HandwrittenError(f"--top must be at least 1, got {args.top}")
-    recognizer = Recognizer(args.model)
+    recognizer = Recognizer(args.model, min_confidence=args.min_confidence)
     failed = 0
     if args.line:
         top = args.top or 3
@@ -213,7 +257,7 @@ def run_predict(args) -> int:
             else:
                 print(f"{path}: {result['text']}")
                 for c in result["characters"]:
-                    print(f"  {c['character']} {c['probability']:6.1%}  box {c['box']}")
+                    print(f"  {c['character']} {c['probability']:6.1%}  box {c['box']}" + ("  unsure" if c["unsure"] else ""))
         return 1 if failed else 0
     results = recognizer.predict(args.images, top=args.top or 5, names=args.images)
     for result in results:
@@ -232,13 +276,18 @@ def register(sub) -> None:
         "predict",
         help="recognise the character in each image (or a line of characters with --line)",
         description="Recognise handwritten characters in your own images: PNG, JPEG, BMP, GIF or anything Pillow "
-        "opens, any size, dark ink on light paper or light on dark. Exit status 1 if any image failed.",
+        "opens, any size, dark ink on light paper or light on dark. An image with no character in it (blank, a "
+        "scribble, a shape ...) is answered 'not a character', which is not a failure. Exit status 1 if any image "
+        "could not be read.",
     )
     p.add_argument("model", help="model file (.keras, .h5 or .onnx)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--top", type=int, default=None,
                    help="how many alternatives to show (default: %(default)s, meaning 5, or 3 with --line)")
     p.add_argument("--json", action="store_true", help="print one JSON object per image (default: %(default)s)")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                   help="mark answers whose calibrated probability is below P as unsure (default: %(default)s, "
+                        f"meaning the model's own, else {calibration.MIN_CONFIDENCE})")
     p.add_argument("--line", action="store_true",
                    help="each image is a line of separate characters; read them left to right (default: %(default)s)")
     p.set_defaults(run=run_predict)

@@ -92,11 +92,15 @@ def candidates(pairs) -> list[dict]:
 
 
 def frame_upload(data: bytes, recognizer, max_pixels: int):
-    """Decode an upload and frame it as the model's training images are framed: uint8 28x28."""
-    from handwritten.images import preprocess
+    """Decode an upload and frame it as the model's training images are framed: ``(uint8 28x28, cues)``.
+
+    A blank image gives ``(None, None)``; the cues say whether the ink looks like a character
+    (``handwritten.rejection``).
+    """
+    from handwritten.rejection import examine
 
     image = open_image(data, max_pixels)
-    return preprocess(image, recognizer.framing, name="image", max_pixels=max_pixels)
+    return examine(image, recognizer.framing, "image", max_pixels)
 
 
 # --- the model thread ----------------------------------------------------------------------
@@ -147,14 +151,6 @@ class ModelWorker:
                 continue
             for (_, future), p in zip(batch, probs):
                 future.set_result(p)
-
-
-def ranked(probs, mapping: str, top: int) -> list[dict]:
-    """The ``top`` most likely characters, most likely first."""
-    import numpy as np
-
-    order = np.argsort(-probs, kind="stable")[:top]
-    return [{"character": mapping[k], "probability": float(probs[k])} for k in order]
 
 
 # --- request bodies ------------------------------------------------------------------------
@@ -246,14 +242,18 @@ def schemas():
         probability: float
 
     class Prediction(BaseModel):
-        character: str = Field(description="the most likely character")
-        probability: float
+        character: str | None = Field(description="the most likely character; null when the image holds none")
+        probability: float | None = Field(description="its calibrated probability; null when not a character")
         top: list[Candidate] = Field(description="the most likely characters, most likely first")
-        input_png: str = Field(description="base64 PNG of the 28x28 image the model saw")
+        unsure: bool = Field(description="probability below the server's minimum confidence, or not a character")
+        reason: str | None = Field(None, description="why the image is not taken for a character (blank, a speck, "
+                                   "a scribble, a shape, a texture, several characters)")
+        input_png: str | None = Field(description="base64 PNG of the 28x28 image the model saw; null when blank")
 
     class LineCharacter(BaseModel):
         character: str
         probability: float
+        unsure: bool = Field(description="probability below the server's minimum confidence")
         box: list[int] = Field(description="[x0, y0, x1, y1] in the uploaded image's pixels")
         space_before: bool = Field(False, description="a gap much wider than the others comes before it")
         top: list[Candidate]
@@ -302,7 +302,8 @@ def image_body_doc() -> dict:
 
 
 def create_app(
-    model, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS, read_timeout: float = READ_TIMEOUT_S
+    model, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS, read_timeout: float = READ_TIMEOUT_S,
+    min_confidence: float | None = None,
 ):
     """The FastAPI application serving ``model``: a model file's path or a loaded ``Recognizer``.
 
@@ -311,6 +312,8 @@ def create_app(
         max_bytes: largest accepted image file in bytes.
         max_pixels: largest accepted image in pixels (width x height), checked before decoding.
         read_timeout: seconds a client may take to send its body before it gets a 408.
+        min_confidence: answers below this calibrated probability are marked unsure (default:
+            the model's own; a given ``Recognizer`` keeps its own).
     """
     from typing import Annotated
 
@@ -326,7 +329,7 @@ def create_app(
     if isinstance(model, (str, os.PathLike)):
         from handwritten.predict import Recognizer
 
-        model = Recognizer(model, max_pixels=max_pixels)
+        model = Recognizer(model, max_pixels=max_pixels, min_confidence=min_confidence)
     recognizer = model
     info = dict(recognizer.info())
     worker = ModelWorker(recognizer)
@@ -339,7 +342,7 @@ def create_app(
         408: {"model": ApiError, "description": "the body did not arrive in time"},
         413: {"model": ApiError, "description": f"image over {max_bytes} bytes or {max_pixels} pixels"},
         415: {"model": ApiError, "description": "content type is not an image, octet-stream or multipart upload"},
-        422: {"model": ApiError, "description": "bad query parameter, no file in the upload, or no character found"},
+        422: {"model": ApiError, "description": "bad query parameter, no file in the upload, or a line with no ink"},
         503: {"model": ApiError, "description": "the model did not answer in time"},
     }
     app = FastAPI(
@@ -383,9 +386,11 @@ def create_app(
     async def predict(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(5, classes)):
         """Recognise the one character in an image."""
         data = await read_upload(request, max_bytes, read_timeout)
-        framed = await in_thread(frame_upload, data, recognizer, max_pixels)
-        best = ranked(await answer(worker.submit(framed)), mapping, top)
-        return {**best[0], "top": best, "input_png": png_base64(framed)}
+        framed, cues = await in_thread(frame_upload, data, recognizer, max_pixels)
+        probs = None if framed is None else await answer(worker.submit(framed))
+        result = recognizer.answer(probs, top, cues)
+        return {**result, "top": candidates(result["top"]),
+                "input_png": None if framed is None else png_base64(framed)}
 
     @app.post("/api/predict/line", response_model=LineReading, responses=errors, openapi_extra=image_body_doc())
     async def predict_line(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(3, classes)):
@@ -400,6 +405,7 @@ def create_app(
                 "probability": float(c["probability"]),
                 "box": [int(v) for v in c["box"]],
                 "space_before": bool(c.get("space_before", False)),
+                "unsure": bool(c["unsure"]),
                 "top": candidates(c["top"][:top]),
             }
             for c in result["characters"]
@@ -435,7 +441,8 @@ def run_serve(args) -> int:
 
     check_number("--max-mb", args.max_mb, 0, 1_000_000, ends="(]")  # a terabyte: any more is a typo
     check_number("--max-megapixels", args.max_megapixels, 0, 1_000_000, ends="(]")
-    app = create_app(args.model, max_bytes=int(args.max_mb * 1e6), max_pixels=int(args.max_megapixels * 1e6))
+    app = create_app(args.model, max_bytes=int(args.max_mb * 1e6), max_pixels=int(args.max_megapixels * 1e6),
+                     min_confidence=args.min_confidence)
     import uvicorn
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -453,5 +460,8 @@ def register(sub) -> None:
     p.add_argument(
         "--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, help="largest image accepted, megapixels (default: %(default)s)"
     )
+    p.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                   help="mark answers whose calibrated probability is below P as unsure (default: %(default)s, "
+                        "meaning the model's own, else 0.5)")
     p.add_argument("--quiet", action="store_true", help="do not log each request (default: %(default)s)")
     p.set_defaults(run=run_serve)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from handwritten import checkpoint as ckpt
-from handwritten import emnist, limits, lock, modelio
+from handwritten import calibration, emnist, limits, lock, modelio
 from handwritten.errors import DataError, HandwrittenError
 from handwritten.models import MODELS
 
@@ -471,6 +471,9 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
     with strategy.scope() if strategy else contextlib.nullcontext():
         _recalibrate(model, _pipeline(x_train, y_train, picked, batch=256, train=False, augment=False, **common))
     fit_seconds += time.perf_counter() - calibration_started
+    # Temperature scaling on the held-out images: honest probabilities, the same answers.
+    meta.update(calibration.for_model(model, val_ds, dataset.y_train[val_idx], calibration.MIN_CONFIDENCE,
+                                      verbose if chief else 0))
 
     test_idx = np.arange(len(dataset.y_test))[: DRY_RUN_SAMPLES if dry_run else None]
     x_test = tf.constant(np.ascontiguousarray(dataset.x_test))
@@ -498,7 +501,7 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
         "seconds": round(fit_seconds, 2), "total_seconds": round(time.time() - started, 2),
         "samples_per_second": round(sum(e["samples_per_second"] for e in ran) / len(ran), 1) if ran else 0.0,
         "train_accuracy": last.get("accuracy"), "val_accuracy": last.get("val_accuracy"),
-        "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
+        "test_accuracy": float(test_accuracy), "test_loss": float(test_loss), "temperature": meta["temperature"],
         "replicas": replicas, "global_batch_size": global_batch, "distribute": settings.distribute,
         "chief": chief, "dry_run": dry_run,
         "seed": settings.seed, "config": dataclasses.asdict(settings),
