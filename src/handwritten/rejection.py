@@ -5,7 +5,8 @@ it, from measurements of the image's ink that do not depend on the model:
 
 - no ink at all: a blank page or canvas (``images.NoInk``);
 - the ink that was chosen as the character is a filled blob rather than strokes: a speck, a
-  blot or a filled shape (stroke width compared with the character's size);
+  blot or a filled shape (stroke width compared with the character's size, and how uniformly
+  full the ink is);
 - its strokes are far longer than any character's, or enclose many loops: a scribble, a
   crossed-out mark or hatching (stroke length and holes compared with the character's size);
 - it is much wider than a character and falls into separate columns: several characters;
@@ -24,8 +25,14 @@ from __future__ import annotations
 import numpy as np
 
 # Stroke width over the character's longest side. Handwriting is at most about a fifth of the
-# size (a marker on a small letter); a filled disk is half, a filled square more.
-MAX_THICKNESS = 0.24
+# size, a heavy marker on a small letter a quarter (so is a bar, I or l, three times as long as
+# wide); a filled disk or square is half, a speck as much. A small, blurred character whose
+# loops have closed up can be as thick, but its ink is not uniform: what was drawn filled has
+# SOLID or more of its pixels near full ink, a blurred character at most about 0.8. And a mark
+# of SPECK_PIXELS or fewer (at the working resolution) is too small to hold a character.
+MAX_THICKNESS = 0.3
+SOLID = 0.85
+SPECK_PIXELS = 12
 # Total stroke length over the longest side. An I is 1, an O about 3, M, W, B, g about 4-5.
 MAX_LENGTH = 5.5
 # Enclosed loops large enough to see (each at least HOLE_SHARE of the box). B and 8 have 2.
@@ -108,7 +115,10 @@ def measure(found: dict) -> dict:
     pool = [c for c in images._drop_edges(found["components"], mask.shape) if c["size"] >= 3]
     mine = set(np.unique(labels[chosen]).tolist())
     others = [c["size"] for c in pool if c["label"] not in mine and c["size"] >= OTHER_SHARE * area]
+    ink = found["ink"][rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1][crop]
     return {
+        "solid": float((ink >= 0.8 * np.percentile(ink, 95)).mean()),
+        "pixels": side,
         "thickness": area / max(length, 1.0) / side,
         "length": length / side,
         "holes": _holes(crop),
@@ -128,7 +138,7 @@ def reason_from_cues(cues: dict) -> str | None:
         return "clutter"
     if cues["size"] >= SPANNING and cues["pieces"] >= MAX_SPANNING_PIECES:
         return "clutter"
-    if cues["thickness"] > MAX_THICKNESS:
+    if cues["thickness"] > MAX_THICKNESS and (cues["solid"] >= SOLID or cues["pixels"] <= SPECK_PIXELS):
         return "blob"
     if cues["length"] > MAX_LENGTH or cues["holes"] > MAX_HOLES:
         return "scribble"
