@@ -320,9 +320,8 @@ def preprocess(source, framing: dict | None = None, name: str | None = None, max
         framing: a model's ``meta["framing"]`` (see :func:`framing_from_meta`); EMNIST's by default.
         name: how to name the image in error messages (default: its path, else "image").
         max_pixels: larger images are refused before they are decoded.
-        details: also return what was found (``ink``, ``mask``, ``labels``, ``components`` and
-            ``chosen``, the character's mask), from which ``handwritten.rejection`` judges
-            whether the image holds a character at all.
+        details: also return what was found (``ink``, ``mask``, ``labels``, ``components``, and
+            ``chosen``: the character's mask), for ``handwritten.rejection``.
 
     Raises:
         HandwrittenError: naming the image, when it cannot be read; ``NoInk`` when it holds no ink.

@@ -61,7 +61,7 @@ REASONS = {
     "blob": "a filled blob or speck, not pen strokes",
     "scribble": "strokes too long or too tangled for a character: a scribble or a crossed-out mark",
     "several": "several characters side by side; read it as a line",
-    "clutter": "as much ink elsewhere as in the character: noise, a texture or several marks",
+    "clutter": "ink all over the image or in many pieces: noise, a texture or several marks",
     "unlike": "it looks like no character the model knows",
 }
 
