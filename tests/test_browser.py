@@ -220,8 +220,8 @@ def scribble(cx: float, cy: float, size: float) -> list[list[tuple[float, float]
     """One tangled stroke going round and back across a square of ``size`` px: no character."""
     import math
 
-    return [[(cx + size / 2 * math.sin(2 * math.pi * 3.1 * t / 200 + 0.5) * math.cos(2 * math.pi * 1.3 * t / 200),
-              cy + size / 2 * math.sin(2 * math.pi * 4.7 * t / 200)) for t in range(201)]]
+    return [[(cx + size / 2 * math.sin(2 * math.pi * 6.3 * t / 200 + 0.5) * math.cos(2 * math.pi * 1.7 * t / 200),
+              cy + size / 2 * math.sin(2 * math.pi * 9.1 * t / 200)) for t in range(201)]]
 
 
 @pytest.mark.slow

@@ -13,7 +13,8 @@ it, from measurements of the image's ink that do not depend on the model:
 - as much ink lies elsewhere in the image, in many pieces or one large one: noise, a
   texture, a photo of things, or several characters apart;
 
-and, after the model, its calibrated confidence in the best class is very low. Each cue is a
+and, after the model, a cue near its limit together with a calibrated probability of the best
+class below one half. Each cue is a
 ratio (to the character's own size or the image's), so it holds for a 280x280 canvas and a
 phone photo alike. The thresholds were set on aggregate figures only: the generated
 non-characters of ``handwritten.negatives`` and the share of real characters rejected
@@ -53,8 +54,12 @@ MAX_SPANNING_PIECES = 5
 # Share of the whole image that is ink: noise and textures cover much of it; a large character
 # drawn with a broad pen on a small canvas covers up to about a third.
 MAX_COVERAGE = 0.5
-# Calibrated probability of the best class below which the image is not taken for a character.
-MIN_CHARACTER_CONFIDENCE = 0.1
+# Near a limit (this share of it, or at it for counts), a cue alone does not reject, but it does
+# when the model is also unsure: its calibrated probability below DOUBT. A clean character is
+# never rejected for a low probability alone, so a weak or briefly trained model is judged by
+# the same cues as a good one.
+NEAR = 0.75
+DOUBT = 0.5
 
 REASONS = {
     "blank": "no ink found: a blank page or canvas",
@@ -62,7 +67,7 @@ REASONS = {
     "scribble": "strokes too long or too tangled for a character: a scribble or a crossed-out mark",
     "several": "several characters side by side; read it as a line",
     "clutter": "ink all over the image or in many pieces: noise, a texture or several marks",
-    "unlike": "it looks like no character the model knows",
+    "unlike": "odd strokes, and like no character the model knows",
 }
 
 
@@ -147,6 +152,14 @@ def reason_from_cues(cues: dict) -> str | None:
     return None
 
 
+def borderline(cues: dict) -> bool:
+    """Whether any cue is near its limit: a mark that may or may not be a character."""
+    return (cues["thickness"] > NEAR * MAX_THICKNESS or cues["length"] > NEAR * MAX_LENGTH
+            or cues["holes"] >= MAX_HOLES or cues["aspect"] > NEAR * WIDEST
+            or cues["other_ink"] > NEAR * MAX_OTHER_INK or cues["pieces"] >= 3
+            or cues["coverage"] > NEAR * MAX_COVERAGE)
+
+
 def judge(cues: dict | None, confidence: float | None) -> str | None:
     """Why an image is not a character (a key of ``REASONS``), or None when it is one.
 
@@ -157,7 +170,7 @@ def judge(cues: dict | None, confidence: float | None) -> str | None:
     if cues is None:
         return "blank"
     found = reason_from_cues(cues)
-    if found is None and confidence is not None and confidence < MIN_CHARACTER_CONFIDENCE:
+    if found is None and confidence is not None and confidence < DOUBT and borderline(cues):
         return "unlike"
     return found
 
