@@ -6,7 +6,7 @@ was framed (``images.preprocess``). The web server uses the same class.
 
     >>> from handwritten.predict import predict
     >>> predict("model_2.keras", ["a.png", "b.jpg"], top=3)
-    [{'image': 'a.png', 'character': 'A', 'probability': 0.97, 'top': [['A', 0.97], ...], ...}, ...]
+    [{'image': 'a.png', 'character': 'A', 'probability': 0.97, 'top': [['A', 0.97], ...], 'unsure': False, ...}, ...]
 """
 
 from __future__ import annotations
