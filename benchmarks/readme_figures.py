@@ -109,11 +109,62 @@ def rejection_lines() -> list[str]:
              f"temperature scaling, **{d['calibration_error']:.4f}** after (temperature {d['temperature']:.2f}). "
              f"Measured {r['date'][:10]} on {_machine(r['machine'])}; `python benchmarks/bench_rejection.py` reruns it.")
     return [line]
+def _shares(parts: dict) -> str:
+    return ", ".join(f"{name} {part['share']:.0%}" for name, part in parts.items() if part["of"])
+
+
+def real_handwriting_lines() -> list[str]:
+    r = newest("real_handwriting", lambda r: "sample" in r["details"])
+    if r is None:
+        return ["- Real handwriting: not measured yet (`python benchmarks/bench_real_handwriting.py`)."]
+    rows = [f"`{model}` **{s['singles']['share']:.0%}** of the single characters ({_shares(s['by_kind'])}; "
+            f"{_shares(s['by_group'])}), {s['lines']['right']} of {s['lines']['of']} lines exactly"
+            for model, s in ((m, r["details"][m]) for m in ("model_2", "model_1") if m in r["details"])]
+    return [f"- Real handwriting (people's single characters and lines from other projects, "
+            f"`../shared/real-handwriting`), read by models trained with their defaults on the default offline "
+            f"sample: " + "; ".join(rows) + f". Measured {r['date'][:10]} on {_machine(r['machine'])}; "
+            f"`python benchmarks/bench_real_handwriting.py` reruns it."]
+
+
+def teach_lines() -> list[str]:
+    r = newest("teach", lambda r: not r.get("quick")) or newest("teach")
+    if r is None:
+        return ["- Teaching a new hand: not measured yet (`python benchmarks/bench_teach.py`)."]
+    t, sizes = r["details"]["teach"], r["sizes"]
+    before, after = t["before"], t["after"]
+    gain, change = after["samples"] - before["samples"], after["original"] - before["original"]
+    mode = " (quick mode: a smaller sample and base model)" if r.get("quick") else ""
+    return [
+        f"- Teaching a new hand (`benchmarks/bench_teach.py`{mode}): a model_2 trained on the offline sample, "
+        f"given {sizes['writer_train_per_class']} samples a character of a writer it never saw, reads that "
+        f"writer's {t['samples_held_out']} held-out samples **{before['samples']:.1%} -> {after['samples']:.1%}** "
+        f"({100 * gain:+.1f} points; target +20) and its own test set {before['original']:.1%} -> "
+        f"{after['original']:.1%} ({100 * change:+.1f} points; target at most 1 lost), with "
+        f"`handwritten finetune --data WRITER` in {_duration(r['details']['finetune_seconds'])}. "
+        f"Measured {r['date'][:10]} on {_machine(r['machine'])}."
+    ]
+
+
+def speed_lines() -> list[str]:
+    r = newest("speed", lambda r: not r.get("quick")) or newest("speed")
+    if r is None:
+        return ["- Speed (preparing images, server against a bare endpoint): not measured yet (`make bench`)."]
+    d, ours, bare = r["details"], r["details"]["servers"]["handwritten"], r["details"]["servers"]["bare"]
+    mode = " (quick mode)" if r.get("quick") else ""
+    return [
+        f"- Speed{mode} (`benchmarks/bench_speed.py`): preparing a 280x280 canvas PNG takes **{d['canvas']['cpu_ms']:.1f} ms**, "
+        f"a 12-megapixel photo **{d['photo']['cpu_ms']:.0f} ms** (median CPU time on one core); the server answers "
+        f"**{ours['requests_per_s']:,.0f} requests/s** where a bare endpoint (Pillow decode, 28x28 resize, the same ONNX "
+        f"model) answers {bare['requests_per_s']:,.0f}: **{ours['requests_per_s'] / bare['requests_per_s']:.2f}x**, "
+        f"latency p50 {ours['p50_ms']:.0f} ms, p99 {ours['p99_ms']:.0f} ms (8 clients, interleaved, one run). Measured "
+        f"{r['date'][:10]} on {_machine(r['machine'])}, load average {d['load_average_before'][0]:.1f}."
+    ]
 
 
 def block() -> str:
     lines = [START, "", "Fashion-MNIST is a real data set but not EMNIST; these are not EMNIST results.", ""]
-    lines += fashion_lines() + server_lines() + rejection_lines()
+    lines += (fashion_lines() + server_lines() + speed_lines() + real_handwriting_lines() + teach_lines()
+              + rejection_lines())
     lines += ["", END]
     return "\n".join(lines)
 

@@ -60,8 +60,9 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
 
 
-def run_load(url: str, requests: int, concurrency: int, time_limit: float, endpoint: str = "/api/predict") -> dict:
-    """Send ``requests`` POSTs with ``concurrency`` clients; the figures as a dict."""
+def run_load(url: str, requests: int, concurrency: int, time_limit: float, endpoint: str = "/api/predict",
+             keep_latencies: bool = False) -> dict:
+    """Send ``requests`` POSTs with ``concurrency`` clients; the figures as a dict (with every latency in s if asked)."""
     parts = urlsplit(url)
     host, port = parts.hostname, parts.port or 80
     bodies = drawings()
@@ -131,6 +132,7 @@ def run_load(url: str, requests: int, concurrency: int, time_limit: float, endpo
             "p99": round(1000 * percentile(latencies, 99), 2),
             "max": round(1000 * latencies[-1], 2) if latencies else None,
         },
+        **({"latencies": latencies} if keep_latencies else {}),
     }
 
 

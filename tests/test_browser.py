@@ -51,7 +51,13 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def server(request):
+def collect_dir(tmp_path_factory) -> Path:
+    """Where the server started with --collect saves the samples written in Teach mode."""
+    return tmp_path_factory.mktemp("collect") / "samples"
+
+
+@pytest.fixture(scope="module")
+def server(request, collect_dir):
     """The app under uvicorn in a thread of this process, on a free 127.0.0.1 port.
 
     It serves the test model, or HANDWRITTEN_SCREENSHOT_MODEL when set (for the README's
@@ -65,7 +71,7 @@ def server(request):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(model), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(create_app(model, collect=collect_dir), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -245,3 +251,82 @@ def test_blank_and_scribbled_canvases_show_not_a_character(page, server, tmp_pat
     assert page.inner_text("#verdict") == f"not a character: {expected['reason']}"
     assert page.inner_text("#prediction") == "\u2014"
     assert page.get_attribute("#prediction", "data-character") == ""
+@pytest.mark.slow
+def test_the_charset_chosen_goes_with_the_request_and_bounds_the_answer(page, server):
+    sent = []
+    page.on("request", lambda r: "/api/predict" in r.url and sent.append(r.url))
+    strokes(page, [[(140, 40), (140, 240)]])  # a bar: a 1, an l or an I
+    settle(page)
+    assert sent and "charset" not in sent[-1]
+
+    answered = int(page.evaluate("document.body.dataset.answers"))
+    page.select_option("#charset", "digits")  # the same drawing, read again
+    wait_for(page, f"Number(document.body.dataset.answers) > {answered}")
+    settle(page)
+    assert "charset=digits" in sent[-1]
+    expected = api(server, "/api/predict?top=5&charset=digits", canvas_png(page))
+    assert expected["character"].isdigit()
+    check_shows(page, expected)
+    assert all(b["character"].isdigit() for b in shown_bars(page))
+
+    page.check('input[value="line"]')  # the choice stays for lines
+    strokes(page, LINE)
+    settle(page)
+    assert "/api/predict/line?" in sent[-1] and "charset=digits" in sent[-1]
+    assert page.get_attribute("#text", "data-text").isdigit()
+
+
+def teach_step(page, action) -> None:
+    """Run a save or undo and wait for the server's answer."""
+    done = int(page.evaluate("Number(document.body.dataset.teachDone || 0)"))
+    action()
+    wait_for(page, f"Number(document.body.dataset.teachDone || 0) > {done}")
+
+
+def counts(page) -> dict[str, int]:
+    return page.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('#teach-counts li')].map(li => [li.dataset.character, "
+        "Number(li.dataset.count)]))")
+
+
+@pytest.mark.slow
+def test_teach_mode_draw_save_undo_counts(page, collect_dir):
+    wait_for(page, "document.body.dataset.teach === 'ready'")
+    assert page.is_visible("#teach-mode") and not page.is_visible("#teach-save")
+    page.check('input[value="teach"]')
+    assert page.is_visible("#teach-save") and page.is_visible("#teach-counts")
+    assert page.get_attribute("#teach-char", "data-character") == "0"  # the model's classes in turn
+    assert "handwritten finetune" in page.inner_text("#teach-command")
+
+    # The person chooses what to practise; Enter in the box applies it.
+    page.fill("#teach-set", "A7")
+    page.press("#teach-set", "Enter")
+    assert page.get_attribute("#teach-char", "data-character") == "A"
+    assert counts(page) == {"A": 0, "7": 0}
+
+    # Draw an A and press Enter: saved into upper-A/, the count goes up, the next character is asked for.
+    strokes(page, A)
+    settle(page)
+    teach_step(page, lambda: page.keyboard.press("Enter"))
+    assert counts(page) == {"A": 1, "7": 0}
+    saved = list((collect_dir / "upper-A").glob("*.png"))
+    assert len(saved) == 1
+    ink, paper = Image.open(saved[0]).convert("L").getextrema()
+    assert ink < 40 and paper == 255  # the drawing itself, dark on white
+    assert page.get_attribute("#teach-char", "data-character") == "7"
+    assert Image.open(io.BytesIO(canvas_png(page))).convert("L").getextrema() == (255, 255)  # a fresh sheet
+
+    # Saving an empty sheet is refused on the page; nothing is sent.
+    page.click("#teach-save")
+    assert "Write the character first" in page.inner_text("#status")
+
+    # Draw a 7 with the button, then undo it: the file goes, the 7 is asked for again.
+    strokes(page, [LINE[1]])
+    settle(page)
+    teach_step(page, lambda: page.click("#teach-save"))
+    assert counts(page) == {"A": 1, "7": 1} and len(list((collect_dir / "7").glob("*.png"))) == 1
+    teach_step(page, lambda: page.click("#teach-undo"))
+    assert counts(page) == {"A": 1, "7": 0} and not list((collect_dir / "7").glob("*.png"))
+    assert page.get_attribute("#teach-char", "data-character") == "7"
+    assert "Removed the last sample of 7" in page.inner_text("#status")
+    assert page.evaluate("document.body.dataset.samples") == "1"

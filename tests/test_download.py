@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import re
 import threading
 import zipfile
 
@@ -51,6 +52,8 @@ class Server:
         self.ranges: list[str | None] = []
         self.honour_range = True
         self.cut_after: int | None = None  # promise the whole body but close after this many bytes
+        self.stall_after: int | None = None  # promise the whole body, send this many bytes, then go silent
+        self.release = threading.Event()  # ends a stall
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -75,6 +78,11 @@ class Server:
                 payload = body[start:]
                 if server.cut_after is not None:
                     payload = payload[:server.cut_after]
+                if server.stall_after is not None:
+                    self.wfile.write(payload[:server.stall_after])
+                    self.wfile.flush()
+                    server.release.wait(10)
+                    return
                 self.wfile.write(payload)
 
             def log_message(self, *args):
@@ -95,6 +103,7 @@ def _own_cache(tmp_path, monkeypatch):
 def server():
     s = Server()
     yield s
+    s.release.set()
     s.httpd.shutdown()
     s.httpd.server_close()
 
@@ -255,3 +264,87 @@ def test_unknown_split_is_refused_before_any_request(server, tmp_path, capsys):
         main(["download", "--split", "bydigit", "--url", server.base + "/gzip.zip"])
     assert exc.value.code == 2 and "invalid choice: 'bydigit'" in capsys.readouterr().err
     assert server.ranges == []
+
+
+# ---------------------------------------------------------------- URLs and places that cannot work
+
+@pytest.mark.parametrize("url, message", [
+    ("{base}/..", "the URL must end in a file name, such as gzip.zip"),
+    ("{base}/", "the URL must end in a file name, such as gzip.zip"),
+    ("notaurl", r"not a URL to download from \(no scheme\); expected one starting with http://, https://, file://"),
+    ("ftp://example.org/gzip.zip", r"not a URL to download from \(scheme 'ftp'\)"),
+    ("http:///gzip.zip", "the URL names no host"),
+    ("http://[::1/gzip.zip", r"not a valid URL \(Invalid IPv6 URL\)"),
+])
+def test_url_that_cannot_be_downloaded_from(server, archive, tmp_path, capsys, url, message):
+    from handwritten.idx import cache_dir
+
+    cache_dir().mkdir(parents=True, exist_ok=True)  # where "<base>/.." would have pointed
+    server.routes["/gzip.zip"] = (200, "application/zip", archive)
+    url = url.format(base=server.base)
+    assert main(["download", "--split", "digits", "--url", url, "--dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(rf"handwritten download: error: {re.escape(url)}: {message}.*\n", err), err
+    assert server.ranges == [] and not (tmp_path / "d").exists()
+
+
+def test_file_url_that_is_a_folder_or_missing(tmp_path):
+    with pytest.raises(DataError, match=rf"file://{tmp_path}: {tmp_path} is a folder, not a file"):
+        download("digits", url=f"file://{tmp_path}", sha256=None, dest=tmp_path / "d")
+    with pytest.raises(DataError, match=rf"{tmp_path}/gone.zip file not found"):
+        download("digits", url=f"file://{tmp_path}/gone.zip", sha256=None, dest=tmp_path / "d")
+
+
+def test_file_url_downloads(archive, tmp_path):
+    (tmp_path / "gzip.zip").write_bytes(archive)
+    folder = download("digits", url=f"file://{tmp_path}/gzip.zip", sha256=_sha(archive), dest=tmp_path / "d")
+    assert emnist.load(folder, "digits").classes == 10
+
+
+def test_cache_that_cannot_be_written_names_the_url(server, archive, tmp_path, monkeypatch):
+    blocker = tmp_path / "cache-is-a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("HANDWRITTEN_CACHE", str(blocker))
+    server.routes["/gzip.zip"] = (200, "application/zip", archive)
+    url = server.base + "/gzip.zip"
+    with pytest.raises(DataError, match=rf"{url}: cannot download into {blocker}/downloads \(Not a directory\)"):
+        download("digits", url=url, sha256=_sha(archive), dest=tmp_path / "d")
+    assert blocker.read_text() == "not a folder"
+
+
+def test_destination_that_cannot_be_written(server, archive, tmp_path):
+    dest = tmp_path / "taken"
+    dest.write_text("mine")
+    server.routes["/gzip.zip"] = (200, "application/zip", archive)
+    with pytest.raises(DataError, match=rf"{dest}: cannot unpack split digits from .*gzip.zip there \(File exists\)"):
+        download("digits", url=server.base + "/gzip.zip", sha256=_sha(archive), dest=dest)
+    assert dest.read_text() == "mine"
+
+
+def test_stalled_server_reports_the_bytes_that_arrived(server, archive, tmp_path, monkeypatch):
+    from handwritten import download as module
+
+    monkeypatch.setattr(module, "TIMEOUT", 0.5)
+    url = server.base + "/gzip.zip"
+    server.routes["/gzip.zip"] = (200, "application/zip", archive)
+    server.stall_after = 1000
+    with pytest.raises(DataError, match=r"network error after 1000 bytes .*; run the command again to resume"):
+        download("digits", url=url, sha256=_sha(archive), dest=tmp_path / "d")
+    part = archive_path(url).with_name("gzip.zip.part")
+    assert part.read_bytes() == archive[:1000]
+    server.release.set()
+    server.stall_after = None
+    download("digits", url=url, sha256=_sha(archive), dest=tmp_path / "d")
+    assert server.ranges[-1] == "bytes=1000-"
+
+
+def test_stall_within_the_first_bytes_is_counted_too(server, archive, tmp_path, monkeypatch):
+    from handwritten import download as module
+
+    monkeypatch.setattr(module, "TIMEOUT", 0.5)
+    server.routes["/gzip.zip"] = (200, "application/zip", archive)
+    server.stall_after = 100  # fewer than the bytes held back to tell a zip from an HTML page
+    with pytest.raises(DataError, match=r"network error after 100 bytes"):
+        download("digits", url=server.base + "/gzip.zip", sha256=_sha(archive), dest=tmp_path / "d")
+    # Too few bytes to tell a zip archive from an HTML page: none of them are kept to resume from.
+    assert archive_path(server.base + "/gzip.zip").with_name("gzip.zip.part").read_bytes() == b""

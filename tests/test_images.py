@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from handwritten import images
+from handwritten import images, marks
 from handwritten.framing import _measure
 from handwritten.errors import HandwrittenError
 from handwritten.sample import frame_like_emnist
@@ -305,3 +305,84 @@ def test_line_is_split_into_characters_with_dots_merged_and_spaces():
 def test_blank_line_is_an_error():
     with pytest.raises(HandwrittenError, match="no ink"):
         images.segment_line(np.full((100, 400), 240, np.uint8), name="empty-line.png")
+
+
+# ---------------------------------------------------------------- many marks and documents
+
+
+def dot_grid(n: int, step: int = 10, dot: int = 3) -> bytes:
+    """A PNG of ``n`` x ``n`` square dots: a small file holding thousands of separate marks."""
+    page = np.full((n * step + step, n * step + step), 255, np.uint8)
+    for r in range(n):
+        for c in range(n):
+            page[step + r * step:step + r * step + dot, step + c * step:step + c * step + dot] = 0
+    buf = io.BytesIO()
+    Image.fromarray(page).save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+def merge_until_none_overlap(boxes: list[list[int]]) -> list[list[int]]:
+    """The grouping as first written (time growing faster than the cube of the count): the reference."""
+    groups = [[k] for k in range(len(boxes))]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                a, b = (marks._union([boxes[k] for k in g]) for g in (groups[i], groups[j]))
+                if min(a[2], b[2]) - max(a[0], b[0]) >= 0.5 * min(a[2] - a[0], b[2] - b[0]):
+                    groups[i] += groups.pop(j)
+                    merged = True
+                    break
+            if merged:
+                break
+    return groups
+
+
+def test_line_grouping_matches_merging_pairs_until_none_overlap():
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        n, span, widest = int(rng.integers(1, 30)), int(rng.integers(20, 300)), int(rng.integers(2, 80))
+        boxes = sorted(([int(x), 0, int(x + w), 5] for x, w in zip(rng.integers(0, span, n), rng.integers(1, widest, n))),
+                       key=lambda b: b[0])
+        assert marks.group_overlapping(boxes) == merge_until_none_overlap(boxes), boxes
+
+
+def test_a_sheet_of_dots_is_refused_at_once_as_too_many_marks():
+    import time
+
+    data = dot_grid(59)  # took minutes to group
+    assert len(data) < 2000
+    start = time.monotonic()
+    with pytest.raises(HandwrittenError, match=r"dots.png: too many separate marks for a line: 3481 \(at most 500\)"):
+        images.segment_line(data, name="dots.png")
+    with pytest.raises(HandwrittenError, match=r"dots.png: too many separate marks for one character: 3481 \(at most 500\)"):
+        images.preprocess(data, name="dots.png")
+    assert time.monotonic() - start < 5
+    start = time.monotonic()
+    ink, parts = images.segment_line(dot_grid(22), name="dots.png")  # 484 marks, under the cap: took 4 s
+    assert time.monotonic() - start < 2
+    assert len(parts) == 22  # a column of dots overlaps itself: one character each
+    assert [p["box"][0] for p in parts] == [10 + 10 * k for k in range(22)]
+    assert sum(int(p["mask"].sum()) for p in parts) == int((ink > 0.5).sum())
+
+
+@pytest.mark.parametrize("head,kind", [
+    (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "a PostScript or EPS document"),
+    (b"\xc5\xd0\xd3\xc6" + bytes(28), "an EPS document"),
+    (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "a PDF document"),
+])
+def test_documents_are_refused_before_pillow_parses_them(tmp_path, monkeypatch, head, kind):
+    from PIL import EpsImagePlugin
+
+    def never(*args, **kwargs):
+        raise AssertionError("the EPS reader ran (it calls Ghostscript)")
+
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", never)
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", never)
+    path = tmp_path / "drawing.eps"
+    path.write_bytes(head + b"%%EOF\n")
+    for source in (str(path), path.read_bytes()):
+        with pytest.raises(HandwrittenError) as err:
+            images.preprocess(source, name="drawing.eps")
+        assert str(err.value).startswith(f"drawing.eps: {kind}, not an image; documents are not read")

@@ -91,3 +91,29 @@ def test_legacy_h5_continues_training_on_transposed_images(legacy_h5, sample_dir
     trained, _ = modelio.load_model(out)
     assert accuracy(trained, np.asarray(data.x_test).transpose(0, 2, 1), data.y_test) == pytest.approx(
         summary["test_accuracy"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_legacy_h5_learns_a_folder_of_samples_with_replay(legacy_h5, sample_dir, tmp_path):
+    from PIL import Image
+
+    from handwritten.folder_data import class_name
+    from handwritten.train import next_train
+
+    data = emnist.load(sample_dir)
+    for ch in "3Kk":
+        folder = tmp_path / "mine" / class_name(ch)
+        folder.mkdir(parents=True)
+        for i in np.flatnonzero(data.y_test == data.mapping.index(ch))[:3]:
+            Image.fromarray(255 - np.asarray(data.x_test[i])).resize((84, 84)).save(folder / f"{i}.png")
+    out = tmp_path / "NN_model1_mine.h5"
+    # The legacy file names no data folder: the replay is given.
+    summary = next_train(out, legacy_h5, data=tmp_path / "mine", replay=sample_dir, epochs=1, verbose=0)
+    report = summary["teach"]
+    assert report["replay"] == str(sample_dir) and report["samples_held_out"] == 3
+    assert report["before"]["original"] is not None and report["after"]["original"] is not None
+    assert summary["orientation"] == "transposed" and summary["classes"] == 62
+    meta = modelio.read_meta(out)
+    assert meta["orientation"] == "transposed" and meta["mapping"] == emnist.SPLITS["byclass"].mapping
+    # Fed upright images, a model that learnt transposed ones would fall towards chance.
+    assert report["after"]["original"] > report["before"]["original"] - 0.15

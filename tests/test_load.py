@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -119,12 +120,93 @@ def test_a_stalled_upload_does_not_stall_other_requests(server):
         assert get(server + "/healthz")[0] == 200
 
 
+def test_a_client_trickling_its_headers_is_dropped(server):
+    port = int(server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+        slow.settimeout(1.0)  # one header line a second, as long as the server keeps listening
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        start, closed = time.monotonic(), False
+        for k in range(30):
+            try:
+                slow.sendall(f"X-Slow-{k}: 1\r\n".encode())
+                closed = slow.recv(1024) == b""
+            except socket.timeout:
+                continue
+            except OSError:  # reset or broken pipe: closed as well
+                closed = True
+            if closed:
+                break
+        assert closed, "the connection was still open after 30 s of trickled headers"
+        assert time.monotonic() - start < 20  # dropped after 10 s
+    assert get(server + "/healthz")[0] == 200
+
+
+def test_requests_for_another_host_name_get_400(server):
+    request = urllib.request.Request(server + "/healthz", headers={"Host": "evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=10)
+    assert err.value.code == 400 and "not served here" in json.loads(err.value.read())["error"]
+    assert get(server + "/healthz")[0] == 200  # Host: 127.0.0.1:PORT
+    assert get(server.replace("127.0.0.1", "localhost") + "/healthz")[0] == 200
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_server_promptly_with_requests_in_flight(trained_model, tmp_path):
+    import threading
+
+    from test_images import dot_grid
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    process = serve(str(trained_model), "--port", str(port), "--quiet", log=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, log.read_text()[-3000:]
+            try:
+                if get(url + "/healthz", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.25)
+        answers = []
+        line = threading.Thread(target=lambda: answers.append(_status(url + "/api/predict/line", dot_grid(59))), daemon=True)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as stalled:
+            # An upload that stops half-way (the server would wait 30 s for the rest), and a sheet of dots.
+            stalled.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                            b"Content-Length: 100000\r\n\r\n\x89PNG\r\n")
+            line.start()
+            line.join(10)  # answered at once now; it used to take minutes of a core
+            start = time.monotonic()
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"still running 15 s after SIGTERM:\n{log.read_text()[-3000:]}")
+            assert time.monotonic() - start < 10
+        assert answers == [422]  # too many separate marks
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode in (0, -15), log.read_text()[-3000:]
+
+
+def _status(url: str, body: bytes) -> int:
+    try:
+        return post(url, body, timeout=60)[0]
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def test_serve_reports_bad_arguments_without_a_traceback(tmp_path):
     for args, words in (
         ([str(tmp_path / "missing.keras")], "model file not found"),
         ([str(tmp_path / "model.txt")], "must end in"),
         ([str(tmp_path / "missing.keras"), "--port", "70000"], "--port 70000"),
-        ([str(tmp_path / "missing.keras"), "--max-mb", "0"], "must be positive"),
+        ([str(tmp_path / "missing.keras"), "--max-mb", "0"], "must be a number in (0"),
+        ([str(tmp_path / "missing.keras"), "--allow-host", "http://evil.example"], "--allow-host 'http://evil.example'"),
     ):
         run = subprocess.run(
             [sys.executable, "-m", "handwritten", "serve", *args], capture_output=True, text=True, timeout=120

@@ -25,8 +25,9 @@ from test_images import bad_inputs, compose_line, draw_char, frame_like_mnist, o
 SAME_SHAPE = set("cijklmopsuvwxyz")
 
 
-def fold(ch: str) -> str:
-    return ch.lower() if ch.lower() in SAME_SHAPE else ch
+def fold(ch: str | None) -> str | None:
+    """A letter whose two cases have one shape as its small one; None (not a character) stays None."""
+    return ch.lower() if ch and ch.lower() in SAME_SHAPE else ch
 
 
 def test_recognizer_reads_every_kind_of_input(trained_model, tmp_path):
@@ -92,6 +93,39 @@ def test_cli_bad_model_and_options(tmp_path, trained_model, capsys):
     assert "none.keras: model file not found" in capsys.readouterr().err
     assert main(["predict", str(trained_model), "x.png", "--top", "0"]) == 2
     assert "--top" in capsys.readouterr().err
+
+
+def test_cli_refuses_eps_and_pdf_without_running_ghostscript(trained_model, tmp_path, capsys, monkeypatch):
+    from PIL import EpsImagePlugin
+
+    def never(*args, **kwargs):
+        raise AssertionError("the EPS reader ran (it calls Ghostscript)")
+
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", never)
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", never)
+    eps, pdf = tmp_path / "a.eps", tmp_path / "a.pdf"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nnewpath 1 1 moveto 9 9 lineto stroke\n%%EOF\n")
+    pdf.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    for args in ([str(eps), str(pdf)], [str(eps), str(pdf), "--line"]):
+        assert main(["predict", str(trained_model), *args]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and "Traceback" not in err
+        assert f"handwritten predict: error: {eps}: a PostScript or EPS document, not an image; documents are not read" in err
+        assert f"handwritten predict: error: {pdf}: a PDF document, not an image" in err
+
+
+def test_read_line_refuses_a_sheet_of_dots_at_once(trained_model, tmp_path, capsys):
+    import time
+
+    from test_images import dot_grid
+
+    dots = tmp_path / "dots.png"
+    dots.write_bytes(dot_grid(59))  # 1.5 kB; grouping its 3481 dots took minutes
+    start = time.monotonic()
+    assert main(["predict", str(trained_model), str(dots), "--line"]) == 1
+    assert time.monotonic() - start < 10
+    err = capsys.readouterr().err
+    assert f"handwritten predict: error: {dots}: too many separate marks for a line: 3481 (at most 500)" in err
 
 
 # ---------------------------------------------------------------- models that have learnt something

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -64,11 +67,11 @@ def test_classes_can_be_told_apart(sample_dir):
     assert (predicted == data.y_test).mean() > 0.25
 
 
-@pytest.mark.parametrize("hershey_share", [1.0, 0.0])  # stroke fonts, then outline fonts
-def test_render_character_is_upright(hershey_share):
+@pytest.mark.parametrize("font_share", [0.0, 1.0])  # the pen model, then fonts
+def test_render_character_is_upright(font_share):
     """'L' has its stem on the left and its foot at the bottom; transposed, both would move."""
     rng = np.random.default_rng(0)
-    images = np.stack([render_character("L", rng, hershey_share=hershey_share) for _ in range(20)])
+    images = np.stack([render_character("L", rng, font_share=font_share) for _ in range(20)])
     assert images.shape == (20, 28, 28) and (images.max(axis=(1, 2)) == 255).all()
     # On average over the faces (a script L curls, so single drawings may not show it).
     mean = images.astype(float).mean(axis=0)
@@ -143,3 +146,76 @@ def test_cli_reports_a_bad_folder(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["sample", "--dir", str(tmp_path / "file"), "--train-per-class", "1"]) == 2
     assert "handwritten sample: error: " in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- written as people write
+
+def _pen(ch, count, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.stack([render_character(ch, rng, font_share=0.0) for _ in range(count)])
+
+
+def test_the_pen_writes_the_forms_people_use():
+    """A 7 with and without a bar, a 1 with and without a flag, open and closed 4s: several forms per character."""
+    from handwritten import strokes
+
+    for ch, at_least in {"7": 4, "1": 3, "4": 3, "0": 3, "a": 2, "g": 3, "I": 2, "Z": 2}.items():
+        assert len(strokes.forms(ch)) >= at_least, ch
+    # The barred I really has its bars: the top and bottom rows hold ink far from the stem.
+    barred = strokes.forms("I")[1]
+    assert len(barred) == 3 and max(np.ptp(s[:, 0]) for s in barred) >= 0.3
+
+
+def test_writers_hold_pens_from_fine_liners_to_markers():
+    """Stroke widths (in 28x28 px) spread widely across writers, unlike a single font's pen."""
+    from handwritten.framing import _measure
+
+    images = np.concatenate([_pen(ch, 30) for ch in "E7o"])
+    width = _measure(images)["stroke"]
+    assert np.percentile(width, 10) < 1.6 and np.percentile(width, 90) > 2.8
+    # Slant and proportions differ from writer to writer too: no two drawings are alike.
+    assert len({image.tobytes() for image in images}) == len(images)
+
+
+def test_handwriting_fonts_are_found_by_file_name(tmp_path, monkeypatch):
+    import matplotlib
+
+    from handwritten import sample
+
+    face = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    (tmp_path / "humor-sans").mkdir()
+    shutil.copy(face, tmp_path / "humor-sans" / "Humor-Sans.ttf")
+    monkeypatch.setattr(sample, "FONT_DIRS", (str(tmp_path),))
+    sample.handwriting_fonts.cache_clear()
+    try:
+        assert sample.font_families() == ["Humor Sans"]
+        image = render_character("K", np.random.default_rng(0), font_share=1.0)
+        assert image.shape == (28, 28) and image.max() == 255
+    finally:
+        sample.handwriting_fonts.cache_clear()
+
+
+def test_without_handwriting_fonts_the_sample_still_works_and_says_so(tmp_path, monkeypatch, capsys):
+    from handwritten import sample
+
+    monkeypatch.setattr(sample, "FONT_DIRS", (str(tmp_path / "none"),))
+    sample.handwriting_fonts.cache_clear()
+    try:
+        assert main(["sample", "--dir", str(tmp_path / "s"), "--train-per-class", "2", "--test-per-class", "1"]) == 0
+        out = capsys.readouterr().out
+        assert "fonts: DejaVu (printed; no handwriting font installed)" in out
+        assert "fonts: DejaVu (printed" in (tmp_path / "s" / emnist.SYNTHETIC_MARKER).read_text()
+        assert emnist.load(tmp_path / "s").x_train.shape == (124, 28, 28)
+    finally:
+        sample.handwriting_fonts.cache_clear()
+
+
+def test_processes_draw_the_same_files_as_one(tmp_path, monkeypatch):
+    """Chunks have their own random streams: the number of processes does not change a byte."""
+    from handwritten import sample
+
+    monkeypatch.setattr(sample, "CHUNK", 16)  # 8 chunks of the 124 training images
+    one = write_sample(tmp_path / "one", train_per_class=2, test_per_class=1, seed=2, workers=1)
+    two = write_sample(tmp_path / "two", train_per_class=2, test_per_class=1, seed=2, workers=2)
+    for name in FILES:
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name

@@ -70,7 +70,7 @@ def recognizer(trained_model):
 def client(recognizer):
     from fastapi.testclient import TestClient
 
-    with TestClient(create_app(recognizer)) as c:
+    with TestClient(create_app(recognizer, allowed_hosts=["testserver"])) as c:
         yield c
 
 
@@ -79,7 +79,7 @@ def small_client(recognizer):
     """An app with tight limits, to test them with small images."""
     from fastapi.testclient import TestClient
 
-    with TestClient(create_app(recognizer, max_bytes=2000, max_pixels=100 * 100)) as c:
+    with TestClient(create_app(recognizer, max_bytes=2000, max_pixels=100 * 100, allowed_hosts=["testserver"])) as c:
         yield c
 
 
@@ -177,7 +177,7 @@ def test_unsure_threshold_and_non_characters(trained_model):
 
     from handwritten.negatives import generate
 
-    with TestClient(create_app(trained_model, min_confidence=1.0)) as c:
+    with TestClient(create_app(trained_model, min_confidence=1.0, allowed_hosts=["testserver"])) as c:
         info = c.get("/api/model").json()
         assert info["min_confidence"] == 1.0 and info["temperature"] > 0
         body = c.post("/api/predict", content=encode(draw("A"))).json()
@@ -188,6 +188,32 @@ def test_unsure_threshold_and_non_characters(trained_model):
         body = c.post("/api/predict", content=encode(Image.fromarray(scribble))).json()
         assert body["character"] is None and body["unsure"] is True and "scribble" in body["reason"]
         assert len(body["top"]) == 5 and body["input_png"]
+
+
+def test_predict_charset_keeps_to_it_and_renormalises(client):
+    image = encode(draw("1"))  # a 1 is as much an l or an I
+    body = client.post("/api/predict?charset=digits&top=62", content=image).json()
+    assert body["character"] in "0123456789" and len(body["top"]) == 10
+    assert {c["character"] for c in body["top"]} == set("0123456789")
+    assert sum(c["probability"] for c in body["top"]) == pytest.approx(1, abs=1e-6)
+    body = client.post("/api/predict?charset=AL&top=5", content=image).json()
+    assert body["character"] in "AL" and len(body["top"]) == 2
+
+
+def test_predict_line_charset(client, recognizer):
+    image = draw("17LA")
+    body = client.post("/api/predict/line?charset=digits", content=encode(image)).json()
+    assert len(body["characters"]) == 4 and body["text"].isdigit()
+    assert body["text"] == recognizer.read_line(image, charset="digits")["text"]
+    for c in body["characters"]:
+        assert all(t["character"].isdigit() for t in c["top"])
+
+
+@pytest.mark.parametrize("path", ["/api/predict", "/api/predict/line"])
+@pytest.mark.parametrize("charset,words", [("", ["empty"]), ("digit", ["unknown charset", "digits"]),
+                                           ("%2B%C3%A9", ["no class for", "'+' '\u00e9'"])])
+def test_bad_charset_is_a_422_naming_it(client, path, charset, words):
+    assert_error(client.post(f"{path}?charset={charset}", content=encode(draw("1"))), 422, "charset", *words)
 
 
 def test_model_worker_batches_give_the_same_answers(recognizer):
@@ -292,13 +318,88 @@ def test_a_body_that_stops_arriving_gets_408(recognizer):
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
         "path": "/api/predict", "raw_path": b"/api/predict", "query_string": b"", "root_path": "",
-        "headers": [(b"content-type", b"image/png"), (b"content-length", b"5000")],
+        "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"image/png"), (b"content-length", b"5000")],
         "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
     }
     asyncio.run(asyncio.wait_for(app(scope, receive, send), 20))
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 408
     body = b"".join(m.get("body", b"") for m in sent[1:])
     assert "not received within 0.5 s" in json.loads(body)["error"]
+
+
+def test_a_sheet_of_dots_is_refused_at_once(client):
+    import time
+
+    from test_images import dot_grid
+
+    data = dot_grid(59)  # 1.5 kB of 3481 dots: the line endpoint took minutes of a core on it
+    start = time.monotonic()
+    r = client.post("/api/predict/line", content=data, headers={"content-type": "image/png"})
+    assert_error(r, 422, "too many separate marks for a line: 3481 (at most 500)")
+    # One character: not a character, answered as fast, not an error.
+    r = client.post("/api/predict", content=data)
+    assert r.status_code == 200 and r.json()["character"] is None and "noise" in r.json()["reason"]
+    assert time.monotonic() - start < 10
+    assert client.get("/healthz").status_code == 200
+
+
+def test_an_image_not_ready_in_time_gets_503(recognizer):
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(recognizer, prepare_timeout=0.001, allowed_hosts=["testserver"])) as c:
+        line = encode(draw("17LA17LA"))  # decoding and segmenting it takes far more than 1 ms
+        assert_error(c.post("/api/predict/line", content=line), 503, "not read within 0.001 s")
+        assert c.get("/healthz").status_code == 200
+
+
+def test_image_workers_refuse_a_flood_and_skip_cancelled_jobs():
+    import threading
+
+    from handwritten.workers import Busy, ImageWorkers
+
+    workers = ImageWorkers(threads=1, max_waiting=1)
+    started, release, ran = threading.Event(), threading.Event(), []
+    first = workers.submit(lambda: (started.set(), release.wait(10), "first")[2])
+    assert started.wait(10)  # the one thread is busy with it
+    queued = workers.submit(ran.append, "queued")
+    with pytest.raises(Busy, match=r"images waiting to be read: 1 \(at most 1\)"):
+        workers.submit(ran.append, "refused")
+    assert queued.cancel()  # its request gave up before it started
+    release.set()
+    assert first.result(10) == "first"
+    later = workers.submit(ran.append, "later")
+    assert later.result(10) is None
+    assert ran == ["later"]
+
+
+@pytest.mark.parametrize("host,status", [
+    ("127.0.0.1:8000", 200), ("localhost", 200), ("LOCALHOST:80", 200), ("[::1]:8000", 200),
+    ("evil.example", 400), ("evil.example:8000", 400), ("127.0.0.1.evil.example", 400), ("", 400),
+])
+def test_only_the_servers_own_host_names_are_answered(recognizer, host, status):
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(recognizer), base_url="http://127.0.0.1") as c:
+        r = c.get("/healthz", headers={"host": host})
+        assert r.status_code == status, r.text
+        if status == 400:
+            assert_error(r, 400, f"host {host!r} is not served here", "--allow-host")
+            assert_error(c.post("/api/predict", content=encode(draw("A")), headers={"host": host}), 400, "not served")
+    with TestClient(create_app(recognizer, allowed_hosts=["*"])) as c:
+        assert c.get("/healthz", headers={"host": "evil.example"}).status_code == 200
+
+
+def test_served_hosts_follow_the_address_and_allow_host():
+    from handwritten.errors import HandwrittenError
+    from handwritten.guards import served_hosts
+
+    assert served_hosts("127.0.0.1", []) == ["127.0.0.1", "localhost", "::1"]
+    assert served_hosts("0.0.0.0", ["mybox.local"]) == ["0.0.0.0", "127.0.0.1", "localhost", "::1", "mybox.local"]
+    assert served_hosts("192.168.1.5", ["[fe80::1]"]) == ["192.168.1.5", "[fe80::1]"]
+    assert served_hosts("192.168.1.5", ["a.example", "*"]) == ["*"]
+    for bad in ("http://a.example", "a.example:8000", "a/b", "", "a b"):
+        with pytest.raises(HandwrittenError, match="--allow-host"):
+            served_hosts("127.0.0.1", [bad])
 
 
 def test_unknown_paths_and_methods_answer_json(client):
@@ -326,7 +427,7 @@ def test_openapi_describes_every_endpoint_and_its_errors(client):
 
 @pytest.fixture(scope="session")
 def api_schema(recognizer):
-    return schemathesis.openapi.from_asgi("/openapi.json", create_app(recognizer, max_bytes=50_000))
+    return schemathesis.openapi.from_asgi("/openapi.json", create_app(recognizer, max_bytes=50_000, allowed_hosts=["testserver"]))
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import string
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from handwritten.errors import DataError
 from handwritten.idx import cache_dir, read_idx
+from handwritten.paths import check_file, folder_problem
 
 DIGITS = string.digits
 UPPER = string.ascii_uppercase
@@ -53,6 +55,9 @@ SPLITS = {
     "mnist": Split("mnist", DIGITS),
 }
 DEFAULT_SPLIT = "byclass"
+# How classes of a data set that is not EMNIST are named: digits, letters, then other printable symbols.
+GENERIC_ALPHABET = DIGITS + UPPER + LOWER + "!#$%&*+-<=>?@^~"
+MAX_CLASSES = len(GENERIC_ALPHABET)
 
 
 def get_split(name: str) -> Split:
@@ -66,11 +71,9 @@ def generic_split(classes: int) -> Split:
     """A split for a data set that is not EMNIST: 10 classes read as digits, others as numbers."""
     if classes == 10:
         return Split("custom", DIGITS)
-    # Characters beyond the digits: letters, then other printable symbols, one per class.
-    alphabet = DIGITS + UPPER + LOWER + "!#$%&*+-<=>?@^~"
-    if classes > len(alphabet):
-        raise DataError(f"a data set with {classes} classes is more than this tool can label (max {len(alphabet)})")
-    return Split("custom", alphabet[:classes])
+    if classes > MAX_CLASSES:
+        raise DataError(f"a data set with {classes} classes is more than this tool can label (max {MAX_CLASSES})")
+    return Split("custom", GENERIC_ALPHABET[:classes])
 
 
 @dataclass
@@ -86,6 +89,7 @@ class Dataset:
     files: dict[str, Path] = field(default_factory=dict)
     transposed: bool = False  # the files store images transposed (EMNIST); already undone here
     synthetic: bool = False  # the offline sample, not real handwriting
+    skipped: list[str] = field(default_factory=list)  # a folder of images: why each unusable file was left out
 
     @property
     def mapping(self) -> str:
@@ -104,6 +108,8 @@ class Dataset:
         lines.append(f"  train {len(self.x_train)} images, test {len(self.x_test)} images, "
                      f"{self.x_train.shape[1]}x{self.x_train.shape[2]}"
                      + (", stored transposed (turned upright)" if self.transposed else ""))
+        if self.skipped:
+            lines.append(f"  skipped {len(self.skipped)} unusable image files")
         return "\n".join(lines)
 
 
@@ -115,11 +121,13 @@ def _variants(stem: str) -> list[str]:
 
 
 def _find(folder: Path, stems: list[str]) -> Path | None:
-    for stem in stems:
-        for name in _variants(stem):
-            if (folder / name).is_file():
-                return folder / name
-    return None
+    """The first of the names that is a file; else the first that exists as something else.
+
+    Something else (a folder, a FIFO, a broken link) is returned so that reading it says what
+    it is, rather than calling the file missing.
+    """
+    names = [folder / name for stem in stems for name in _variants(stem)]
+    return next((p for p in names if p.is_file()), None) or next((p for p in names if os.path.lexists(p)), None)
 
 
 def _emnist_names(split: str) -> dict[str, list[str]]:
@@ -158,19 +166,26 @@ def find_data(data: str | os.PathLike | None = None) -> Path:
     """The folder that holds the data: ``data`` if given, else ``./emnist``, else the user cache.
 
     A folder counts when it, or its ``gzip/`` subfolder (as the EMNIST archive unpacks), holds
-    IDX files under the EMNIST, MNIST or short names.
+    IDX files under the EMNIST, MNIST or short names; else, when ``data`` is given, when it has
+    sub-folders of character images (``handwritten.folder_data``).
     """
+    from handwritten import folder_data
+
     for folder in candidate_folders(data):
         for sub in (folder, folder / "gzip"):
             if _has_data(sub):
                 return sub
+        if data is not None and folder_data.is_image_folder(folder):
+            return folder
     if data is not None:
-        if not Path(data).exists():
-            raise DataError(f"{data}: data folder not found")
+        problem = folder_problem(data, "data folder")
+        if problem:
+            raise DataError(f"{data}: {problem}")
         raise DataError(
             f"{data}: no IDX data files found; expected EMNIST names (emnist-byclass-train-images-idx3-ubyte[.gz] ...), "
             "MNIST names (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz] ...) or short names "
-            "(train-images, train-labels, test-images, test-labels)"
+            "(train-images, train-labels, test-images, test-labels), or sub-folders of images named by "
+            "character (7/, upper-A/, lower-a/ ...)"
         )
     places = ", ".join(str(p) for p in candidate_folders())
     raise DataError(
@@ -181,15 +196,44 @@ def find_data(data: str | os.PathLike | None = None) -> Path:
 
 def _check_mapping(path: Path, split: Split) -> None:
     """Check an ``emnist-<split>-mapping.txt`` (lines 'label ascii [ascii]') against the split."""
+    check_file(path, "mapping file")
     try:
-        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
-        pairs = {int(r[0]) - split.label_offset: chr(int(r[1])) for r in rows}
-    except (ValueError, IndexError, UnicodeDecodeError):
-        raise DataError(f"{path}: not a mapping file of lines 'label ascii-code'") from None
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable mapping file ({exc})") from None
+    pairs = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            label, code = (int(word) for word in line.split()[:2])
+            # chr() raises OverflowError past the C long range, ValueError past U+10FFFF.
+            pairs[label - split.label_offset] = chr(code)
+        except (ValueError, OverflowError):
+            shown = line if len(line) <= 60 else line[:60] + "..."
+            raise DataError(f"{path}: not a mapping file of lines 'label ascii-code': line {number} is {shown!r} "
+                            f"(a character code is 0..{sys.maxunicode})") from None
     expected = dict(enumerate(split.mapping))
     if pairs != expected:
         wrong = sorted(set(pairs.items()) ^ set(expected.items()))[:3]
         raise DataError(f"{path}: mapping disagrees with split {split.name} (for example {wrong})")
+
+
+def _inferred_split(files: dict[str, Path], arrays: dict[str, np.ndarray]) -> Split:
+    """The split of files under MNIST or short names, from their largest label."""
+    top = {part: int(arrays[part].max()) for part in ("train-labels", "test-labels") if arrays[part].size}
+    part = max(top, key=top.get)
+    labels = arrays[part]
+    if top[part] + 1 > MAX_CLASSES:
+        index = int(np.argmax(labels))
+        raise DataError(
+            f"{files[part]}: label {top[part]} at index {index} is more than this tool can label: a data set "
+            f"without EMNIST names may have labels 0..{MAX_CLASSES - 1}"
+        )
+    lo = int(labels.min())
+    if lo < 0:
+        raise DataError(f"{files[part]}: label {lo} at index {int(np.argmin(labels))} is negative")
+    return generic_split(top[part] + 1)
 
 
 def _check_labels(path: Path, labels: np.ndarray, split: Split) -> np.ndarray:
@@ -233,9 +277,13 @@ def load(data: str | os.PathLike | None = None, split: str | None = None, *, mma
         DataError: no data, a missing or malformed file, or files that disagree with each other.
     """
     folder = find_data(data)
-    available = _emnist_splits_in(folder)
     if split is not None:
         get_split(split)
+    if not _has_data(folder):
+        from handwritten import folder_data
+
+        return folder_data.load(folder, split=SPLITS[split] if split else None)
+    available = _emnist_splits_in(folder)
     if available and (split is None or split in available):
         name = split or (DEFAULT_SPLIT if DEFAULT_SPLIT in available else available[0])
         names, transposed, chosen = _emnist_names(name), True, SPLITS[name]
@@ -259,16 +307,18 @@ def load(data: str | os.PathLike | None = None, split: str | None = None, *, mma
         _check_images(ipath, images)
         if labels.ndim != 1:
             raise DataError(f"{lpath}: labels must be one-dimensional, got shape {labels.shape}")
+        if labels.dtype.kind not in "iu":
+            raise DataError(f"{lpath}: labels must be an integer IDX type (0x08 unsigned byte for MNIST and "
+                            f"EMNIST), got {labels.dtype}")
         if len(images) != len(labels):
             raise DataError(f"{ipath} has {len(images)} images but {lpath.name} has {len(labels)} labels")
     if not len(arrays["train-labels"]):
         raise DataError(f"{files['train-images']}: holds no images")
     if chosen is None:
-        labels = [arrays["train-labels"], arrays["test-labels"]]
-        chosen = generic_split(max(int(a.max()) for a in labels if a.size) + 1)
+        chosen = _inferred_split(files, arrays)
     if transposed:
         mapping = folder / f"emnist-{chosen.name}-mapping.txt"
-        if mapping.is_file():
+        if os.path.lexists(mapping):
             _check_mapping(mapping, chosen)
             files["mapping"] = mapping
 

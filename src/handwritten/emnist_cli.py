@@ -27,7 +27,8 @@ def run_inspect(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("inspect", help="check a data folder and print what it holds")
-    p.add_argument("dir", help="folder with IDX files (EMNIST, MNIST or short names)")
+    p.add_argument("dir", help="folder with IDX files (EMNIST, MNIST or short names), or with sub-folders of images "
+                               "by character (7/, upper-A/, lower-a/ ...)")
     p.add_argument("--split", default=None, help="EMNIST split (default: %(default)s, meaning byclass when present, else inferred from the labels)")
     p.add_argument("--json", action="store_true", help="print one JSON object (default: %(default)s)")
     p.set_defaults(run=run_inspect)

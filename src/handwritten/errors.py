@@ -18,3 +18,10 @@ class NoInk(HandwrittenError):
 
     Reading one character, this is an answer ("not a character"), not a failure.
     """
+
+
+class TooManyMarks(HandwrittenError):
+    """An image in more separate marks than a character or a line has: a sheet of dots, noise.
+
+    Reading one character, this too is an answer ("not a character"), given before the marks are grouped.
+    """

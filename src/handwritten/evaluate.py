@@ -10,6 +10,7 @@ with the model's stored temperature and without it); ``--json`` prints them as o
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from handwritten import calibration, emnist
 from handwritten.errors import HandwrittenError
 from handwritten.limits import MAX_BATCH, check_number
+from handwritten.paths import folder_problem
 
 
 def _has_both_cases(mapping: str) -> bool:
@@ -25,6 +27,10 @@ def _has_both_cases(mapping: str) -> bool:
 
 def _load_data(data, split: str | None, meta: dict, model_path) -> emnist.Dataset:
     """The data set to judge on, in the model's split when the folder has it; refused if the classes differ."""
+    from handwritten import folder_data, teach
+
+    if split is None and folder_data.is_image_folder(data):  # images framed as this model frames them
+        return folder_data.load(data, split=teach.split_of(meta), framing=meta.get("framing"))
     dataset = emnist.load(data, split)
     wanted = meta.get("split")
     if split is None and dataset.transposed and wanted in emnist.SPLITS and wanted != dataset.split.name:
@@ -150,6 +156,8 @@ def _print(summary: dict) -> None:
 
 def run_evaluate(args) -> int:
     check_number("--batch-size", args.batch_size, 1, MAX_BATCH, integer=True)
+    if args.report and os.path.lexists(args.report) and (problem := folder_problem(args.report, "report folder")):
+        raise HandwrittenError(f"{args.report}: {problem}")  # before the evaluation, not after it
     summary, extra = evaluate(args.model, args.data, args.split, batch_size=args.batch_size)
     if args.report:
         from handwritten.report import write_report

@@ -10,6 +10,8 @@ size, reference point, stroke width and edge softness.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 SIZE = 28
@@ -72,8 +74,9 @@ def _edge(x: np.ndarray) -> np.ndarray:
 
 def _outline(mask: np.ndarray) -> np.ndarray:
     """The perimeter of each mask in ``(..., H, W)``: ink/background pixel edges, the image's border included."""
-    p = np.pad(mask, [(0, 0)] * (mask.ndim - 2) + [(1, 1), (1, 1)])
-    return (p[..., 1:, :] != p[..., :-1, :]).sum(axis=(-2, -1)) + (p[..., :, 1:] != p[..., :, :-1]).sum(axis=(-2, -1))
+    inner = (mask[..., 1:, :] != mask[..., :-1, :]).sum(axis=(-2, -1)) + (mask[..., :, 1:] != mask[..., :, :-1]).sum(axis=(-2, -1))
+    border = mask[..., 0, :].sum(axis=-1) + mask[..., -1, :].sum(axis=-1) + mask[..., :, 0].sum(axis=-1) + mask[..., :, -1].sum(axis=-1)
+    return inner + border
 
 
 def _spread(y: np.ndarray, x: np.ndarray) -> float:
@@ -130,15 +133,47 @@ def measure_framing(x_uint8: np.ndarray, limit: int = 5000) -> dict:
 
 
 def framing_from_meta(meta: dict | None) -> dict:
-    """The framing dict of a model's metadata; a kind given as a bare string gets its defaults."""
+    """The framing dict of a model's metadata; a kind given as a bare string gets its defaults.
+
+    Raises:
+        ValueError: the framing is neither a known kind nor a dict of numbers that :func:`frame`
+            can use; the message names the entry at fault.
+    """
     framing = (meta or {}).get("framing") or "bbox"
     if isinstance(framing, str):
         if framing not in DEFAULT_FRAMINGS:
             raise ValueError(f"unknown framing {framing!r}; expected one of {', '.join(DEFAULT_FRAMINGS)}")
         return dict(DEFAULT_FRAMINGS[framing])
-    out = dict(DEFAULT_FRAMINGS.get(framing.get("kind", "bbox"), DEFAULT_FRAMINGS["bbox"]))
+    if not isinstance(framing, dict):
+        raise ValueError(f"a framing is a kind ({', '.join(DEFAULT_FRAMINGS)}) or an object, not {type(framing).__name__}")
+    kind = framing.get("kind", "bbox")
+    if kind not in DEFAULT_FRAMINGS:
+        raise ValueError(f"unknown framing kind {kind!r}; expected one of {', '.join(DEFAULT_FRAMINGS)}")
+    out = dict(DEFAULT_FRAMINGS[kind])
     out.update(framing)
+    _check_framing(out)
     return out
+
+
+def _number(value, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
+def _check_framing(framing: dict) -> None:
+    """Refuse entries :func:`frame` would fail on or turn into a wrong picture."""
+    if framing["size"] != SIZE:
+        raise ValueError(f"'size' must be {SIZE}, the models' input size, got {framing['size']!r}")
+    limits = {"box": (0.5, SIZE), "pad": (-SIZE, SIZE), "stroke": (0, SIZE), "edge": (0, SIZE),
+              "ink": (0, 255)}
+    for key, (low, high) in limits.items():
+        if key in framing and not _number(framing[key], low, high):
+            raise ValueError(f"{key!r} must be a number from {low} to {high}, got {framing[key]!r}")
+    for key, (low, high) in {"center": (0, SIZE), "stroke_range": (0, SIZE)}.items():
+        value = framing.get(key)
+        if key == "stroke_range" and value is None:
+            continue
+        if not (isinstance(value, list) and len(value) == 2 and all(_number(v, low, high) for v in value)):
+            raise ValueError(f"{key!r} must be two numbers from {low} to {high}, got {value!r}")
 
 
 # ---------------------------------------------------------------- framing a character
@@ -175,8 +210,7 @@ def frame(ink: np.ndarray, mask: np.ndarray, framing: dict) -> np.ndarray:
     centre (``"bbox"``) or centre of mass (``"com"``) lands on ``framing["center"]``; last, its
     edges are softened to the training data's ``framing["edge"]``.
     """
-    from PIL import Image
-    from scipy import ndimage
+    cv2 = opencv()
 
     box = float(framing["box"])
     y0, x0, y1, x1 = _bbox(mask)
@@ -197,53 +231,83 @@ def frame(ink: np.ndarray, mask: np.ndarray, framing: dict) -> np.ndarray:
     own = _cut(mask, y0, x0, y1, x1)
     if grow > 0:
         # The pen's own grey profile carries nothing at this scale: draw the mask, widened.
-        cut = (ndimage.distance_transform_edt(~own) <= grow).astype(np.float32)
+        cut = (cv2.distanceTransform((~own).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= grow).astype(np.float32)
     else:
         # The character's pixels, their soft edges and what they enclose (faint detail inside a
         # shape); anything else in the window, such as a neighbour's stroke or a speck, is left out.
-        region = ndimage.binary_fill_holes(ndimage.binary_dilation(own, iterations=soft))
+        cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+        region = _fill_holes(cv2.dilate(own.view(np.uint8), cross, iterations=soft))
         cut = _cut(ink, y0, x0, y1, x1) * region
 
     # Draw at SCALE_UP x the final size: the character's longest side becomes `inter` px.
     inter = SCALE_UP * box
     k = inter / (length + 2 * grow)
-    resample = Image.Resampling.BOX if k < 1 else Image.Resampling.BILINEAR
+    resample = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
     h, w = max(1, round((y1 - y0) * k)), max(1, round((x1 - x0) * k))
-    up = np.asarray(Image.fromarray(cut.astype(np.float32), mode="F").resize((w, h), resample))
-    up = ndimage.gaussian_filter(np.pad(up, 4), inter / 128)
+    up = cv2.resize(cut.astype(np.float32), (w, h), interpolation=resample)
+    up = blur(cv2.copyMakeBorder(up, 4, 4, 4, 4, cv2.BORDER_CONSTANT, value=0), inter / 128)
     out = _place(up, framing)
     # Soften edges to the training data's softness (EMNIST's blur and bicubic resampling leave
     # edges about 1.5 px wide; a sharp photo would otherwise give edges under 1 px).
     wanted, have = float(framing.get("edge", 0.0)), float(_edge(out[None])[0])
     if have < 0.9 * wanted:
-        up = ndimage.gaussian_filter(up, SCALE_UP * np.sqrt(wanted**2 - have**2) / EDGE_PER_SIGMA)
+        up = blur(up, SCALE_UP * np.sqrt(wanted**2 - have**2) / EDGE_PER_SIGMA)
         out = _place(up, framing)
     out = out * (float(framing.get("ink", 255.0)) / max(float(out.max()), 1e-6))
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
+@functools.cache
+def opencv():
+    """OpenCV, one thread per call: callers prepare images in threads of their own (the server's
+    image workers), and OpenCV's pool on top of them would only contend for the same cores."""
+    import cv2 as module
+
+    module.setNumThreads(1)
+    return module
+
+
+def blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """A gaussian blur reaching 4 sigma, edges mirrored, as ``scipy.ndimage.gaussian_filter`` does."""
+    cv2 = opencv()
+
+    size = 2 * int(4 * sigma + 0.5) + 1
+    return cv2.GaussianBlur(np.ascontiguousarray(a, dtype=np.float32), (size, size), sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def _fill_holes(region: np.ndarray) -> np.ndarray:
+    """A uint8 mask with what it encloses filled: the background not reached from outside (4-connected) is a hole."""
+    cv2 = opencv()
+
+    outside = cv2.copyMakeBorder(region, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    cv2.floodFill(outside, None, (0, 0), 2)
+    return outside[1:-1, 1:-1] != 2
+
+
 def _place(up: np.ndarray, framing: dict) -> np.ndarray:
     """Scale a drawing (at about SCALE_UP x) so its box is framing["box"] px and put its reference point on framing["center"]."""
     from PIL import Image
-    from scipy import ndimage
 
     box, size = float(framing["box"]), int(framing.get("size", SIZE))
     # Measured the way measure_framing measures the training images.
     r0, c0, r1, c1 = _bbox(up > BOX_SHARE * float(up.max()))
     scale = box / max(r1 - r0, c1 - c0)
     if framing.get("kind") == "com":
-        ry, rx = ndimage.center_of_mass(up)
-        ry, rx = ry + 0.5, rx + 0.5
+        total = float(up.sum())
+        ry = float(up.sum(axis=1) @ np.arange(up.shape[0])) / total + 0.5
+        rx = float(up.sum(axis=0) @ np.arange(up.shape[1])) / total + 0.5
     else:
         ry, rx = (r0 + r1) / 2, (c0 + c1) / 2
     cy, cx = framing.get("center", [13.5, 13.5])
-    pad = int(np.ceil(size / scale * 1.25)) + 1
-    image = Image.fromarray(np.pad(up, pad).astype(np.float32), mode="F")
 
     def place(scale: float) -> np.ndarray:
         span = size / scale
-        top, left = ry + pad - (cy + 0.5) / scale, rx + pad - (cx + 0.5) / scale
-        return np.asarray(image.resize((size, size), Image.Resampling.BOX, box=(left, top, left + span, top + span)))
+        top, left = ry - (cy + 0.5) / scale, rx - (cx + 0.5) / scale
+        # Only the window drawn from is cut out, with zeros where it reaches past the drawing.
+        y0, x0 = int(np.floor(top)), int(np.floor(left))
+        window = _cut(up, y0, x0, int(np.ceil(top + span)) + 1, int(np.ceil(left + span)) + 1)
+        image = Image.fromarray(window.astype(np.float32, copy=False), mode="F")
+        return np.asarray(image.resize((size, size), Image.Resampling.BOX, box=(left - x0, top - y0, left - x0 + span, top - y0 + span)))
 
     out = place(scale)
     # Soft edges can add a pixel to the box measured at 28 px; measure again and rescale once.

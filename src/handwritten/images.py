@@ -1,24 +1,34 @@
 """People's images in, the 28x28 frames a model was trained on out.
 
-Any image Pillow opens (a path, bytes, a file object, a PIL image or an array) is read safely
-(pixel limit checked before decoding), turned to grey with alpha composited, its polarity
-detected, the paper's brightness flattened and contrast stretched. The ink is found as
-connected components; specks, paper edges and shadows are dropped; the character is framed
-as the model's training data was (``handwritten.framing``). A line of characters is split
-into characters, left to right, with spaces where a gap is much wider than the typical gap.
+An image in one of the common formats (a path, bytes, a file object, a PIL image or an array)
+is read safely (pixel limit checked before decoding, documents refused unopened), turned to
+grey with alpha composited, its polarity detected, the paper's brightness flattened and
+contrast stretched. The ink is found as connected components (``handwritten.marks``); specks,
+paper edges and shadows are dropped; the character is framed as the model's training data was
+(``handwritten.framing``). A line of characters is split into characters, left to right, with
+spaces where a gap is much wider than the typical gap.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from handwritten import framing, marks
+from handwritten.marks import segment_line  # noqa: F401  (a mask per character; lives with the marks)
+
 # Re-exported: callers that turn images into model input find the framing functions here too.
 from handwritten.framing import frame, framing_from_meta, measure_framing, model_input  # noqa: F401
+from handwritten.framing import blur
 
 # ---------------------------------------------------------------- opening an image safely
 
 MAX_PIXELS = 20_000_000  # a 20 MP phone photo; more is refused before it is decoded
 WORK_PIXELS = 1_500_000  # images are reduced to about this many pixels before processing
+ONE_CHARACTER_SIDE = 128  # an image of one character keeps at least this many px on its short side
+# The formats read, by the command line and the server alike. Pillow opens more, among them EPS
+# and PostScript by running Ghostscript on the program the file holds: not for people's files.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # JPEG includes phones' multi-picture (MPO) files
+DOCUMENTS = {b"%!PS": "a PostScript or EPS document", b"\xc5\xd0\xd3\xc6": "an EPS document", b"%PDF": "a PDF document"}
 
 
 def _describe(source, name: str | None) -> str:
@@ -68,7 +78,7 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
             raise HandwrittenError(f"{label}: the image is empty (0x0 pixels)")
         if arr.size > max_pixels:
             raise HandwrittenError(f"{label}: {arr.shape[1]}x{arr.shape[0]} pixels is more than the limit of {max_pixels:,}")
-        return _reduce(Image.fromarray(np.clip(arr, 0, 1).astype(np.float32), mode="F"))
+        return _reduce(np.clip(arr, 0, 1))
 
     opened = None  # closed here if opened here
     try:
@@ -89,7 +99,7 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
             with warnings.catch_warnings():
                 # Pillow warns above its own limit and refuses at twice it; ours is lower and checked below.
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                im = opened = Image.open(source)
+                im = opened = Image.open(source, formats=FORMATS)
         width, height = im.size
         if width == 0 or height == 0:
             raise HandwrittenError(f"{label}: the image is empty ({width}x{height} pixels)")
@@ -98,8 +108,13 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
                 f"{label}: {width}x{height} pixels is more than the limit of {max_pixels:,} pixels (refused before decoding)"
             )
         im.seek(0)  # the first frame of an animation
+        pixels = width * height
+        if im is opened:
+            _draft(im)
+        elif "full_size" in im.info:  # decoded reduced by uploads.open_image
+            pixels = im.info["full_size"][0] * im.info["full_size"][1]
         im = ImageOps.exif_transpose(im)  # phone photos are stored sideways with an EXIF rotation
-        return _reduce(_to_grey(im))
+        return _reduce(_to_grey(im), pixels)
     except HandwrittenError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -112,9 +127,11 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
             "(refused before decoding, as a possible decompression bomb)"
         ) from None
     except Image.UnidentifiedImageError:
-        if _declares_no_pixels(source):
+        head = _head(source)
+        check_not_document(head, label)
+        if _declares_no_pixels(head):
             raise HandwrittenError(f"{label}: the image is empty (0x0 pixels)") from None
-        raise HandwrittenError(f"{label}: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP ...)") from None
+        raise HandwrittenError(f"{label}: not an image this tool reads ({', '.join(FORMATS)})") from None
     except PermissionError:
         raise HandwrittenError(f"{label}: cannot read the file (permission denied)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -124,19 +141,34 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
             opened.close()
 
 
-def _declares_no_pixels(source) -> bool:
-    """Whether a PNG or GIF header Pillow refused declares a width or height of 0."""
-    import struct
+def check_not_document(head: bytes, label: str) -> None:
+    """Refuse a file whose first bytes ``head`` show a PostScript, EPS or PDF document, naming it."""
+    from handwritten.errors import HandwrittenError
 
+    for magic, kind in DOCUMENTS.items():
+        if head.startswith(magic):
+            raise HandwrittenError(
+                f"{label}: {kind}, not an image; documents are not read (an EPS would run Ghostscript): "
+                f"save it as one of {', '.join(FORMATS)}"
+            )
+
+
+def _head(source) -> bytes:
+    """The first 32 bytes of a path or file object; b"" when they cannot be read."""
     try:
         if hasattr(source, "seek"):
             source.seek(0)
-            head = source.read(32)
-        else:
-            with open(source, "rb") as f:
-                head = f.read(32)
+            return source.read(32)
+        with open(source, "rb") as f:
+            return f.read(32)
     except (OSError, TypeError):
-        return False
+        return b""
+
+
+def _declares_no_pixels(head: bytes) -> bool:
+    """Whether a PNG or GIF header Pillow refused declares a width or height of 0."""
+    import struct
+
     if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
         return 0 in struct.unpack(">II", head[16:24])
     if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
@@ -145,39 +177,85 @@ def _declares_no_pixels(source) -> bool:
 
 
 def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Composite onto white if what is drawn is dark, onto black if it is light."""
+    """Composite float grey onto white if what is drawn is dark, onto black if it is light.
+
+    ``alpha`` is uint8 (0-255) or float in [0, 1].
+    """
+    alpha = alpha.astype(np.float32) * (1 / 255.0) if alpha.dtype == np.uint8 else alpha
     drawn = alpha > 0.5
     background = 1.0 if not drawn.any() or grey[drawn].mean() < 0.5 else 0.0
-    return grey * alpha + background * (1.0 - alpha)
+    return background + (grey - background) * alpha
 
 
 def _to_grey(im) -> np.ndarray:
-    """A PIL image of any mode as float32 grey in [0, 1], alpha composited."""
+    """A PIL image of any mode as grey: uint8, or float32 in [0, 1] when it needs more levels or alpha."""
+    cv2 = framing.opencv()
+
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         arr = np.asarray(im.convert("F"), dtype=np.float32)
         top = 65535.0 if arr.max(initial=0) > 255 else 255.0
         return arr / top if im.mode != "F" or arr.max(initial=0) > 1 else arr
     has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     if has_alpha:
-        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
-        grey = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-        return _composite(grey, rgba[..., 3])
-    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+        rgba = np.asarray(im if im.mode == "RGBA" else im.convert("RGBA"))
+        grey, alpha = cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY), cv2.extractChannel(rgba, 3)
+        if cv2.minMaxLoc(alpha)[0] == 255:  # an alpha channel that hides nothing
+            return grey
+        # _composite's rule, in 8 bits: onto white if what is drawn is dark, onto black if light.
+        drawn = grey[alpha > 127]
+        alpha = alpha.astype(np.uint16)
+        if drawn.size == 0 or drawn.mean() < 127.5:
+            return (255 - ((255 - grey) * alpha + 127) // 255).astype(np.uint8)
+        return ((grey * alpha + 127) // 255).astype(np.uint8)
+    if im.mode == "RGB":
+        return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2GRAY)
+    return np.asarray(im if im.mode == "L" else im.convert("L"))
 
 
-def _reduce(g) -> tuple[np.ndarray, float]:
-    """Shrink to about ``WORK_PIXELS`` with area averaging (the 28x28 result needs no more)."""
-    from PIL import Image
+def _draft(im) -> None:
+    """Let a large JPEG decode at 1/2, 1/4 or 1/8 of its size, grey, while still above ``WORK_PIXELS``.
 
-    im = g if isinstance(g, Image.Image) else Image.fromarray(np.ascontiguousarray(g, dtype=np.float32), mode="F")
+    The decoder scales in the frequency domain, which averages like the area reduction that
+    follows anyway, at a fraction of the time of decoding every pixel.
+    """
     w, h = im.size
+    k = int((w * h / WORK_PIXELS) ** 0.5)
+    if im.format in ("JPEG", "MPO") and k >= 2 and im.mode in ("L", "RGB", "CMYK"):
+        im.draft("L", (max(1, w // k), max(1, h // k)))
+
+
+def _reduce(g: np.ndarray, pixels: int | None = None) -> tuple[np.ndarray, float]:
+    """Shrink to about ``WORK_PIXELS`` with area averaging (the 28x28 result needs no more); float32 in [0, 1].
+
+    ``pixels`` is how many the image had as given (before a reduced JPEG decode); the factor
+    returned is the input's size over the returned one (1 or more).
+    """
+    cv2 = framing.opencv()
+
+    h, w = g.shape
+    pixels = pixels or w * h
     if w * h > WORK_PIXELS:
         k = (WORK_PIXELS / (w * h)) ** 0.5
-        im = im.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.BOX)
-    return np.asarray(im, dtype=np.float32), w / im.size[0]
+        g = cv2.resize(g, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    out = g.astype(np.float32) * (1 / 255.0) if g.dtype == np.uint8 else np.asarray(g, dtype=np.float32)
+    return out, max(1.0, (pixels / out.size) ** 0.5)
 
 
 # ---------------------------------------------------------------- finding the ink
+
+
+def _median(x: np.ndarray) -> float:
+    """The median of values in [0, 1], to 1/510: from a histogram of 256 levels, not a sort."""
+    counts = _levels(x, 255.0, 0.0)
+    return int(np.searchsorted(np.cumsum(counts), (x.size + 1) / 2)) / 255.0
+
+
+def _levels(x: np.ndarray, scale: float, shift: float) -> np.ndarray:
+    """How many of ``x * scale + shift``, rounded and kept within 0..255, fall on each of the 256 levels."""
+    cv2 = framing.opencv()
+
+    levels = cv2.convertScaleAbs(np.asarray(x, dtype=np.float32), alpha=scale, beta=shift)
+    return cv2.calcHist([levels], [0], None, [256], [0, 256]).ravel()
 
 
 def normalise(g: np.ndarray, label: str = "image") -> tuple[np.ndarray, np.ndarray]:
@@ -187,30 +265,30 @@ def normalise(g: np.ndarray, label: str = "image") -> tuple[np.ndarray, np.ndarr
     grey, and the ink is the side (darker or lighter) holding more of what stands out from it.
 
     Raises:
-        HandwrittenError: the image has no ink (a blank page).
+        NoInk: the image has no ink (a blank page).
     """
-    from scipy import ndimage
-
     from handwritten.errors import NoInk
 
+    g = np.ascontiguousarray(g, dtype=np.float32)
     # A little blur decides what is ink: JPEG noise and single specks fall below the threshold.
     # The ink itself is taken unblurred; frame() blurs it at the training data's scale.
     sigma = max(0.7, min(g.shape) / 400)
-    blurred = ndimage.gaussian_filter(g, sigma)
-    background = float(np.median(blurred))
-    sign = 1.0
-    if np.clip(background - blurred - 0.1, 0, None).sum() > np.clip(blurred - background - 0.1, 0, None).sum():
-        sign = -1.0
+    blurred = blur(g, sigma)
+    background = _median(blurred)
+    diff = blurred - background
+    sign = -1.0 if np.maximum(-diff - 0.1, 0).sum() > np.maximum(diff - 0.1, 0).sum() else 1.0
     # Uneven lighting in photos: subtract the paper's local brightness as well.
-    dev = np.clip(sign * (blurred - background), 0, None)
+    dev = np.maximum(diff if sign > 0 else -diff, 0)
     paper = _background_map(dev)
-    flat = np.clip(dev - paper, 0, None)
+    flat = np.maximum(dev - paper, 0)
     level = float(flat.max())
     if level < 0.1:
         raise NoInk(f"{label}: no ink found (a blank page, or too little contrast)")
-    mask = flat / level > _otsu(flat / level)
-    ink = np.clip((sign * (g - background) - paper) / level, 0, 1)
-    return ink, mask
+    mask = flat > _otsu(flat, level) * level
+    ink = g - background if sign > 0 else background - g
+    ink -= paper
+    ink *= 1.0 / level
+    return np.clip(ink, 0, 1, out=ink), mask
 
 
 def _background_map(g: np.ndarray) -> np.ndarray:
@@ -220,95 +298,49 @@ def _background_map(g: np.ndarray) -> np.ndarray:
     averaged with a wide gaussian (a normalised convolution), so thick strokes are never taken
     for background and hollowed out, while a shadow across a photo still is.
     """
-    from PIL import Image
-    from scipy import ndimage
+    cv2 = framing.opencv()
 
     h, w = g.shape
-    inky = ndimage.binary_dilation(g > _otsu(g), iterations=2)
+    top = float(g.max(initial=0))
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    inky = cv2.dilate((g > _otsu(g, max(top, 1e-6)) * max(top, 1e-6)).view(np.uint8), cross, iterations=2)
     if min(h, w) < 32 or inky.all():
-        return np.full_like(g, float(np.median(g[~inky])) if not inky.all() else 0.0)
+        return np.full_like(g, float(np.median(g[inky == 0])) if not inky.all() else 0.0)
     k = 64 / max(h, w)
     shape = (max(4, round(w * k)), max(4, round(h * k)))
-    small = np.asarray(Image.fromarray(g, mode="F").resize(shape, Image.Resampling.BOX))
-    paper = np.asarray(Image.fromarray((~inky).astype(np.float32), mode="F").resize(shape, Image.Resampling.BOX)) > 0.95
-    weight = ndimage.gaussian_filter(paper.astype(np.float32), 8)
-    level = ndimage.gaussian_filter(small * paper, 8) / np.maximum(weight, 1e-6)
-    level = np.where(weight > 1e-3, level, float(np.median(g[~inky])))
-    return np.asarray(Image.fromarray(level.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BILINEAR))
+    small = cv2.resize(g, shape, interpolation=cv2.INTER_AREA)
+    paper = cv2.resize((1 - inky).astype(np.float32), shape, interpolation=cv2.INTER_AREA) > 0.95
+    weight = blur(paper.astype(np.float32), 8)
+    level = blur(small * paper, 8) / np.maximum(weight, 1e-6)
+    if (weight <= 1e-3).any():
+        level = np.where(weight > 1e-3, level, float(np.median(g[inky == 0])))
+    return cv2.resize(level.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _otsu(x: np.ndarray) -> float:
-    """Otsu's threshold of values in [0, 1], kept within [0.25, 0.6]."""
-    hist, edges = np.histogram(x, bins=128, range=(0, 1))
+def _otsu(x: np.ndarray, top: float = 1.0) -> float:
+    """Otsu's threshold of values in [0, ``top``] on 128 levels, as a share of ``top`` kept within [0.25, 0.6]."""
+    hist = _levels(x, 256.0 / top, -0.5).reshape(128, 2).sum(axis=1)  # level k: values from k/128 to (k+1)/128
+    edges = np.arange(128) / 128
     p = hist.astype(np.float64) / max(hist.sum(), 1)
     omega = np.cumsum(p)
-    mu = np.cumsum(p * edges[:-1])
+    mu = np.cumsum(p * edges)
     between = (mu[-1] * omega - mu) ** 2 / np.maximum(omega * (1 - omega), 1e-12)
     return float(np.clip(edges[int(np.argmax(between))], 0.25, 0.6))
 
 
-def components(mask: np.ndarray) -> tuple[np.ndarray, list[dict]]:
-    """8-connected components: labels and, per component, size, box and border contact."""
-    from scipy import ndimage
+def _halve(g: np.ndarray) -> np.ndarray:
+    """Half the size, by area averaging, when the short side is at least ``2 * ONE_CHARACTER_SIDE``.
 
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-    if n == 0:
-        return labels, []
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    h, w = mask.shape
-    border = {
-        "top": np.bincount(labels[0], minlength=n + 1), "bottom": np.bincount(labels[-1], minlength=n + 1),
-        "left": np.bincount(labels[:, 0], minlength=n + 1), "right": np.bincount(labels[:, -1], minlength=n + 1),
-    }
-    comps = []
-    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
-        contact = max(border["top"][i] / w, border["bottom"][i] / w, border["left"][i] / h, border["right"][i] / h)
-        comps.append({
-            "label": i, "size": int(sizes[i]), "box": [sl[1].start, sl[0].start, sl[1].stop, sl[0].stop],
-            "border": bool(contact > 0), "contact": float(contact),
-        })
-    return labels, comps
-
-
-def _gap(a: list[int], b: list[int]) -> float:
-    """Distance between two boxes [x0, y0, x1, y1]; 0 when they overlap."""
-    dx = max(a[0] - b[2], b[0] - a[2], 0)
-    dy = max(a[1] - b[3], b[1] - a[3], 0)
-    return float(np.hypot(dx, dy))
-
-
-def _union(boxes: list[list[int]]) -> list[int]:
-    return [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
-
-
-def _drop_edges(comps: list[dict], shape: tuple[int, int]) -> list[dict]:
-    """Without paper edges, table and shadows: parts that run along a border or cover a quarter of the image."""
-    area = shape[0] * shape[1]
-    keep = [c for c in comps if not (c["border"] and (c["contact"] >= 0.25 or c["size"] > 0.25 * area))]
-    return keep or comps
-
-
-def select_character(labels: np.ndarray, comps: list[dict], label: str = "image") -> np.ndarray:
-    """The mask of the one character: the largest part and the parts near it; specks and edges dropped."""
-    from handwritten.errors import NoInk
-
-    pool = _drop_edges([c for c in comps if c["size"] >= 3], labels.shape)
-    if not pool:
-        raise NoInk(f"{label}: no ink found (a blank page, or too little contrast)")
-    main = max(pool, key=lambda c: c["size"])
-    chosen, box = [main], main["box"]
-    rest = [c for c in pool if c is not main and c["size"] >= 0.015 * main["size"]]
-    grew = True
-    while grew:  # parts near the character (an i's dot, a broken stroke) join it
-        grew = False
-        reach = 0.35 * max(box[2] - box[0], box[3] - box[1])
-        for c in list(rest):
-            if _gap(c["box"], box) <= reach:
-                chosen.append(c)
-                rest.remove(c)
-                box = _union([box, c["box"]])
-                grew = True
-    return np.isin(labels, [c["label"] for c in chosen])
+    One character is framed from at most about twice the detail the frame keeps: frame() draws
+    it at 96 px and blurs it as EMNIST was blurred, which leaves about 64 px of detail, and a
+    character covering half of a 256 px image still spans 64 px after halving. Every step after
+    this one costs a quarter as much.
+    """
+    cv2 = framing.opencv()
+    h, w = g.shape
+    if min(h, w) < 2 * ONE_CHARACTER_SIDE:
+        return g
+    return cv2.resize(g, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
 
 
 def preprocess(source, framing: dict | None = None, name: str | None = None, max_pixels: int = MAX_PIXELS,
@@ -321,16 +353,17 @@ def preprocess(source, framing: dict | None = None, name: str | None = None, max
         name: how to name the image in error messages (default: its path, else "image").
         max_pixels: larger images are refused before they are decoded.
         details: also return what was found (``ink``, ``mask``, ``labels``, ``components``, and
-            ``chosen``: the character's mask), for ``handwritten.rejection``.
+            ``chosen``: the character's mask), for ``handwritten.rejection``. They are of the
+            image as it was worked on: halved when large (:func:`_halve`), so in pixels of that.
 
     Raises:
         HandwrittenError: naming the image, when it cannot be read; ``NoInk`` when it holds no ink.
     """
     label = _describe(source, name)
     framing = framing_from_meta({"framing": framing})
-    ink, mask = normalise(load_grey(source, label, max_pixels)[0], label)
-    labels, comps = components(mask)
-    chosen = select_character(labels, comps, label)
+    ink, mask = normalise(_halve(load_grey(source, label, max_pixels)[0]), label)
+    labels, comps = marks.components(mask, min_size=3)
+    chosen = marks.select_character(labels, comps, label)
     framed = frame(ink, chosen, framing)
     if details:
         return framed, {"ink": ink, "mask": mask, "labels": labels, "components": comps, "chosen": chosen}
@@ -340,61 +373,24 @@ def preprocess(source, framing: dict | None = None, name: str | None = None, max
 # ---------------------------------------------------------------- a line of characters
 
 
-def segment_line(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, list[dict]]:
-    """Find the characters of a line written left to right.
-
-    Connected components are grouped into characters when they overlap horizontally by at least
-    half the narrower one's width (an i's or j's dot above its stem, a stroke broken in two);
-    specks and paper edges are dropped. A space goes before a character whose gap from the
-    previous one is much wider than the typical gap.
+def find_line(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """The characters of a line written left to right, without a mask each (see :func:`marks.segment_line`).
 
     Returns:
-        ``(ink, characters)``: the normalised ink image and, left to right, per character a dict
-        with ``mask`` (bool, the size of ``ink``), ``box`` [x0, y0, x1, y1] in the input
-        image's pixels, and ``space_before`` (bool).
+        ``(ink, groups, characters)``: the normalised ink image; ``groups``, the same size,
+        numbering each pixel with its character (1 for the leftmost, 0 for none), so the mask of
+        character ``k`` is ``groups == k + 1`` and is made only when it is needed; per character,
+        ``box`` [x0, y0, x1, y1] in the input image's pixels and ``space_before``.
 
     Raises:
-        HandwrittenError: naming the image, when it cannot be read or holds no ink.
+        HandwrittenError: naming the image, when it cannot be read, holds no ink, or holds more
+            separate marks than a line has (``marks.MAX_MARKS``).
     """
-    from handwritten.errors import NoInk
-
     label = _describe(source, name)
     grey, factor = load_grey(source, label, max_pixels)
     ink, mask = normalise(grey, label)
-    labels, comps = components(mask)
-    comps = _drop_edges([c for c in comps if c["size"] >= 3], mask.shape)
-    if not comps:
-        raise NoInk(f"{label}: no ink found (a blank page, or too little contrast)")
-    typical = float(np.median([c["size"] for c in comps]))
-    comps = [c for c in comps if c["size"] >= 0.03 * typical]
-
-    groups = [[c] for c in sorted(comps, key=lambda c: c["box"][0])]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(groups)):
-            for j in range(i + 1, len(groups)):
-                a, b = _union([c["box"] for c in groups[i]]), _union([c["box"] for c in groups[j]])
-                overlap = min(a[2], b[2]) - max(a[0], b[0])
-                if overlap >= 0.5 * min(a[2] - a[0], b[2] - b[0]):
-                    groups[i] += groups.pop(j)
-                    merged = True
-                    break
-            if merged:
-                break
-
-    boxes = [_union([c["box"] for c in g]) for g in groups]
-    order = sorted(range(len(groups)), key=lambda i: (boxes[i][0] + boxes[i][2]) / 2)
-    groups, boxes = [groups[i] for i in order], [boxes[i] for i in order]
-    gaps = [boxes[i + 1][0] - boxes[i][2] for i in range(len(boxes) - 1)]
-    height = float(np.median([b[3] - b[1] for b in boxes]))
-    typical_gap = float(np.median(np.clip(gaps, 0, None))) if gaps else 0.0
-    wide = max(2.5 * typical_gap, typical_gap + 0.5 * height)
-    out = []
-    for i, (g, b) in enumerate(zip(groups, boxes)):
-        out.append({
-            "mask": np.isin(labels, [c["label"] for c in g]),
-            "box": [int(round(v * factor)) for v in b],  # in the input's pixels
-            "space_before": bool(i > 0 and gaps[i - 1] > wide),
-        })
-    return ink, out
+    labels, comps = marks.components(mask, min_size=3)
+    groups, characters = marks.line_characters(labels, comps, label)
+    for c in characters:
+        c["box"] = [int(round(v * factor)) for v in c["box"]]  # in the input's pixels
+    return ink, groups, characters

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from handwritten import calibration, rejection
+from handwritten import charset as charsets
 from handwritten import images as imgs
 from handwritten.errors import HandwrittenError
 
@@ -27,9 +28,13 @@ ONNX_META_KEY = "handwritten"  # the metadata_props entry holding the model's me
 
 
 def read_onnx_meta(path: str | os.PathLike) -> dict:
-    """The metadata an exported ``.onnx`` file carries (see ``handwritten.export``)."""
+    """The metadata an exported ``.onnx`` file carries (see ``handwritten.export``), checked."""
     import onnx
 
+    from handwritten.modelio import parse_meta
+    from handwritten.paths import check_file
+
+    check_file(path, "model file", HandwrittenError)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError ... for a bad file
@@ -37,7 +42,26 @@ def read_onnx_meta(path: str | os.PathLike) -> dict:
     props = {p.key: p.value for p in model.metadata_props}
     if ONNX_META_KEY not in props:
         raise HandwrittenError(f"{path}: an ONNX model without handwritten metadata (export it with 'handwritten export')")
-    return json.loads(props[ONNX_META_KEY])
+    return parse_meta(props[ONNX_META_KEY], path)
+
+
+def check_onnx_shapes(path, session, classes: int) -> None:
+    """Refuse an ONNX model that does not take (N, 28, 28, 1) images and give (N, classes) scores."""
+    from handwritten.modelio import INPUT_SHAPE, show_shape
+
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    found = [tuple(i.shape) for i in inputs]
+    # A named (symbolic) dimension is the batch's; every other one must be the image's.
+    if len(found) != 1 or len(found[0]) != 4 or tuple(found[0][1:]) != INPUT_SHAPE:
+        raise HandwrittenError(f"{path}: the model takes input of shape {show_shape(found)}; expected "
+                               f"{show_shape((None, *INPUT_SHAPE))}, 28x28 grey images")
+    if inputs[0].type != "tensor(float)":
+        raise HandwrittenError(f"{path}: the model takes input of type {inputs[0].type}; expected tensor(float), "
+                               "pixels scaled to 0..1")
+    shape = tuple(outputs[0].shape) if outputs else ()
+    if len(shape) != 2 or shape[1] != classes:
+        raise HandwrittenError(f"{path}: the model gives output of shape {show_shape(shape)}; expected "
+                               f"(N, {classes}), one score per class of its metadata")
 
 
 class Recognizer:
@@ -61,8 +85,6 @@ class Recognizer:
         self.max_pixels = max_pixels
         self._lock = threading.Lock()  # one inference at a time on a Keras model shared by server threads
         if self.path.suffix == ".onnx":
-            if not self.path.is_file():
-                raise HandwrittenError(f"{self.path}: model file not found")
             import onnxruntime
 
             self.meta = read_onnx_meta(self.path)
@@ -70,6 +92,7 @@ class Recognizer:
                 self._session = onnxruntime.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
             except Exception as exc:
                 raise HandwrittenError(f"{self.path}: onnxruntime cannot run this model ({exc})") from None
+            check_onnx_shapes(self.path, self._session, len(self.meta["mapping"]))
             self._input = self._session.get_inputs()[0].name
             self._model = None
         else:
@@ -105,8 +128,26 @@ class Recognizer:
             "orientation": self.orientation,
             "temperature": self.temperature,
             "min_confidence": self.min_confidence,
-            "format": "onnx" if self._session is not None else self.path.suffix.lstrip("."),
+            "format": self.path.suffix.lstrip("."),
+            "runtime": "onnxruntime" if self.runs_onnx else "keras",
         }
+
+    @property
+    def runs_onnx(self) -> bool:
+        """Whether the model runs in onnxruntime (an ``.onnx`` file, or a Keras one converted for a server)."""
+        return self._session is not None
+
+    def use_onnx(self, session) -> None:
+        """Run the model in ``session`` (onnxruntime) from now on; the Keras model stays loaded, unused.
+
+        The session gives the network's own softmax, as Keras does; the temperature is applied
+        after it in :meth:`predict_arrays` either way.
+
+        Raises:
+            HandwrittenError: the session's model does not take 28x28 images or give one score per class.
+        """
+        check_onnx_shapes(self.path, session, len(self.mapping))
+        self._session, self._input = session, session.get_inputs()[0].name
 
     def predict_arrays(self, x_uint8: np.ndarray, batch_size: int = 256, calibrated: bool = True) -> np.ndarray:
         """Class probabilities ``(N, classes)`` for upright uint8 ``(N, 28, 28)`` images already framed.
@@ -124,17 +165,30 @@ class Recognizer:
                     out[start:start + len(batch)] = np.asarray(self._model(batch, training=False))
         return calibration.apply_temperature(out, self.temperature) if calibrated else out
 
-    def answer(self, probs: np.ndarray | None, top: int, cues: dict | None = None, judge: bool = True) -> dict:
+    def classes(self, charset: str | None) -> np.ndarray | None:
+        """The class indices a charset allows (see :func:`handwritten.charset.classes`); None for all.
+
+        Raises:
+            HandwrittenError: an empty or unknown charset, or characters this model does not have.
+        """
+        return charsets.classes(charset, self.mapping)
+
+    def answer(self, probs: np.ndarray | None, top: int, cues: dict | None = None, judge: bool = True,
+               allowed: np.ndarray | None = None) -> dict:
         """What calibrated ``probs`` say about one image: ``character``, ``probability``, ``top``, ``unsure``.
 
-        With ``judge``, the image's ``cues`` (``rejection.measure``; None for an image without
-        ink) and the confidence decide whether it holds a character at all; if not,
-        ``character`` and ``probability`` are None and ``reason`` says why.
+        ``allowed`` (from :meth:`classes`) first restricts ``probs`` to a charset's classes, so
+        the confidence judged and the ``top`` listed are among those only. With ``judge``, the
+        image's ``cues`` (``rejection.measure``; None for an image without ink) and the
+        confidence decide whether it holds a character at all; if not, ``character`` and
+        ``probability`` are None and ``reason`` says why.
         """
         if probs is None:
             order, best = [], None
         else:
-            order = np.argsort(-probs, kind="stable")[: max(1, min(top, len(self.mapping)))]
+            probs = charsets.restrict(probs, allowed)
+            count = len(self.mapping) if allowed is None else len(allowed)
+            order = np.argsort(-probs, kind="stable")[: max(1, min(top, count))]
             best = float(probs[order[0]])
         why = rejection.judge(cues, best) if judge else None
         out = {
@@ -147,7 +201,7 @@ class Recognizer:
             out["reason"] = rejection.REASONS[why]
         return out
 
-    def predict(self, images, top: int = 5, names: list[str] | None = None) -> list[dict]:
+    def predict(self, images, top: int = 5, names: list[str] | None = None, charset: str | None = None) -> list[dict]:
         """Recognise one character in each image.
 
         Args:
@@ -155,6 +209,9 @@ class Recognizer:
                 array (any size, colour or grey, dark on light or light on dark).
             top: how many alternatives to list.
             names: how to name each image in results and errors (default: its path, else "image N").
+            charset: only these classes are considered, probabilities renormalised over them:
+                ``digits``, ``upper``, ``lower``, ``letters``, ``alnum`` or the characters
+                themselves (see :mod:`handwritten.charset`); None for every class.
 
         Returns:
             Per image, in order: ``image``, ``character``, ``probability`` (calibrated), ``top``
@@ -163,7 +220,11 @@ class Recognizer:
             blank image). An image that holds no character (blank, a speck, a scribble, a shape,
             a texture, several characters) has ``character`` and ``probability`` None and a
             ``reason``. An image that could not be read has ``image`` and ``error`` only.
+
+        Raises:
+            HandwrittenError: a bad charset (before any image is read).
         """
+        allowed = self.classes(charset)
         if not isinstance(images, (list, tuple)):
             images = [images]
         results, framed = [], []
@@ -180,13 +241,20 @@ class Recognizer:
         for r in results:
             if "error" not in r:
                 x, cues = r.pop("input"), r.pop("cues")
-                r.update(self.answer(None if x is None else next(probs), top, cues))
+                r.update(self.answer(None if x is None else next(probs), top, cues, allowed=allowed))
                 if x is not None:
                     r["input"] = x
         return results
 
-    def read_line(self, image, top: int = 3, name: str | None = None) -> dict:
+    def read_line(self, image, top: int = 3, name: str | None = None, charset: str | None = None,
+                  context: bool = True) -> dict:
         """Read a line of separately written characters, left to right.
+
+        Args:
+            charset: only these classes are considered (see :meth:`predict`).
+            context: let the line decide what each character's shape leaves open: case from its
+                height against the line's, digits or letters from its word (see
+                :mod:`handwritten.context`); probabilities are then the model's weighed by it.
 
         Returns:
             ``image``, ``text`` (spaces where a gap is much wider than the typical one) and
@@ -195,28 +263,35 @@ class Recognizer:
             image's pixels, ``space_before`` and ``input``.
 
         Raises:
-            HandwrittenError: the image cannot be read or holds no ink.
+            HandwrittenError: a bad charset, or the image cannot be read, holds no ink, or holds
+                more separate marks than a line has.
         """
+        allowed = self.classes(charset)
         name = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
-        ink, parts = imgs.segment_line(image, name=name, max_pixels=self.max_pixels)
-        framed = np.stack([imgs.frame(ink, p["mask"], self.framing) for p in parts])
-        probs = self.predict_arrays(framed)
+        ink, groups, parts = imgs.find_line(image, name=name, max_pixels=self.max_pixels)
+        # One character's mask at a time: a line of hundreds of marks needs no mask per mark at once.
+        framed = np.stack([imgs.frame(ink, groups == k, self.framing) for k in range(1, len(parts) + 1)])
+        probs = charsets.restrict(self.predict_arrays(framed), allowed)
+        if context:
+            from handwritten import context as line_context
+
+            probs = line_context.apply(probs, [p["box"] for p in parts], [p["space_before"] for p in parts], self.mapping)
         characters, text = [], ""
         for p, x, pr in zip(parts, framed, probs):
-            r = self.answer(pr, top, judge=False)
+            r = self.answer(pr, top, judge=False, allowed=allowed)
             r.update(box=p["box"], space_before=p["space_before"], input=x)
             characters.append(r)
             text += (" " if p["space_before"] else "") + r["character"]
         return {"image": name, "text": text, "characters": characters}
 
 
-def predict(model, images, top: int = 5) -> list[dict]:
+def predict(model, images, top: int = 5, charset: str | None = None) -> list[dict]:
     """Recognise one character per image with ``model`` (a path or a :class:`Recognizer`).
 
     See :meth:`Recognizer.predict` for what ``images`` may be and what comes back.
     """
     recognizer = model if isinstance(model, Recognizer) else Recognizer(model)
-    return recognizer.predict(images, top=top)
+    return recognizer.predict(images, top=top, charset=charset)
 
 
 def _public(result: dict) -> dict:
@@ -241,12 +316,13 @@ def run_predict(args) -> int:
     if args.top is not None and args.top < 1:
         raise HandwrittenError(f"--top must be at least 1, got {args.top}")
     recognizer = Recognizer(args.model, min_confidence=args.min_confidence)
+    recognizer.classes(args.charset)  # a bad charset is one error, not one per image
     failed = 0
     if args.line:
         top = args.top or 3
         for path in args.images:
             try:
-                result = recognizer.read_line(path, top=top, name=path)
+                result = recognizer.read_line(path, top=top, name=path, charset=args.charset, context=args.context)
             except HandwrittenError as exc:
                 result = {"image": path, "error": str(exc)}
             failed += "error" in result
@@ -259,7 +335,7 @@ def run_predict(args) -> int:
                 for c in result["characters"]:
                     print(f"  {c['character']} {c['probability']:6.1%}  box {c['box']}" + ("  unsure" if c["unsure"] else ""))
         return 1 if failed else 0
-    results = recognizer.predict(args.images, top=args.top or 5, names=args.images)
+    results = recognizer.predict(args.images, top=args.top or 5, names=args.images, charset=args.charset)
     for result in results:
         failed += "error" in result
         if args.json:
@@ -275,8 +351,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "predict",
         help="recognise the character in each image (or a line of characters with --line)",
-        description="Recognise handwritten characters in your own images: PNG, JPEG, BMP, GIF or anything Pillow "
-        "opens, any size, dark ink on light paper or light on dark. An image with no character in it (blank, a "
+        description="Recognise handwritten characters in your own images: PNG, JPEG, GIF, BMP, TIFF, WebP or PPM, "
+        "any size, dark ink on light paper or light on dark. An image with no character in it (blank, a "
         "scribble, a shape ...) is answered 'not a character', which is not a failure. Exit status 1 if any image "
         "could not be read.",
     )
@@ -290,4 +366,10 @@ def register(sub) -> None:
                         f"meaning the model's own, else {calibration.MIN_CONFIDENCE})")
     p.add_argument("--line", action="store_true",
                    help="each image is a line of separate characters; read them left to right (default: %(default)s)")
+    p.add_argument("--charset", default=None, metavar="SET",
+                   help="consider only these characters: digits, upper, lower, letters, alnum, or the characters "
+                   "themselves, e.g. 0123456789ABCDEF (default: %(default)s, every class of the model)")
+    p.add_argument("--no-context", dest="context", action="store_false",
+                   help="with --line, read each character alone, without the line's heights and neighbours "
+                   "(default: use them)")
     p.set_defaults(run=run_predict)

@@ -27,11 +27,13 @@ import numpy as np
 
 # Stroke width over the character's longest side. Handwriting is at most about a fifth of the
 # size, a heavy marker on a small letter a quarter (so is a bar, I or l, three times as long as
-# wide); a filled disk or square is half, a speck as much. A small, blurred character whose
-# loops have closed up can be as thick, but its ink is not uniform: what was drawn filled has
-# SOLID or more of its pixels near full ink, a blurred character at most about 0.8. And a mark
-# of SPECK_PIXELS or fewer (at the working resolution) is too small to hold a character.
-MAX_THICKNESS = 0.3
+# wide), a bold typeface drawn with a heavy pen up to about 0.37; a filled disk or square is
+# half, a speck as much. A small, blurred character whose loops have closed up can be as thick,
+# but its ink is not uniform: what was drawn filled has SOLID or more of its pixels near full
+# ink, a blurred character at most about 0.8. And a mark of SPECK_PIXELS or fewer (at the
+# working resolution: images of 256 px and more are halved first, ``images._halve``) is too
+# small to hold a character.
+MAX_THICKNESS = 0.4
 SOLID = 0.85
 SPECK_PIXELS = 12
 # Total stroke length over the longest side. An I is 1, an O about 3, M, W, B, g about 4-5.
@@ -107,7 +109,7 @@ def _columns(crop: np.ndarray, height: int) -> int:
 
 def measure(found: dict) -> dict:
     """The cues of one image from what ``images.preprocess(..., details=True)`` found."""
-    from handwritten import images
+    from handwritten import marks
 
     mask, chosen, labels = found["mask"], found["chosen"], found["labels"]
     rows, cols = np.flatnonzero(chosen.any(axis=1)), np.flatnonzero(chosen.any(axis=0))
@@ -117,7 +119,7 @@ def measure(found: dict) -> dict:
     area = int(crop.sum())
     length = np.pi / 8 * _outline(crop)  # Cauchy-Crofton: pixel edges are about twice the length
     # Paper edges, a table or a shadow along the border are left out, as when choosing the character.
-    pool = [c for c in images._drop_edges(found["components"], mask.shape) if c["size"] >= 3]
+    pool = [c for c in marks._drop_edges(found["components"], mask.shape) if c["size"] >= 3]
     mine = set(np.unique(labels[chosen]).tolist())
     others = [c["size"] for c in pool if c["label"] not in mine and c["size"] >= OTHER_SHARE * area]
     ink = found["ink"][rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1][crop]
@@ -164,11 +166,14 @@ def judge(cues: dict | None, confidence: float | None) -> str | None:
     """Why an image is not a character (a key of ``REASONS``), or None when it is one.
 
     Args:
-        cues: from :func:`measure`; None when the image held no ink.
+        cues: from :func:`measure`; None when the image held no ink, ``{"too_many": True}``
+            when it held more separate marks than a character has (``marks.MAX_MARKS``).
         confidence: the model's calibrated probability of its best class (None before the model).
     """
     if cues is None:
         return "blank"
+    if cues.get("too_many"):
+        return "clutter"
     found = reason_from_cues(cues)
     if found is None and confidence is not None and confidence < DOUBT and borderline(cues):
         return "unlike"
@@ -178,14 +183,19 @@ def judge(cues: dict | None, confidence: float | None) -> str | None:
 def examine(source, framing: dict | None, name: str, max_pixels: int) -> tuple[np.ndarray | None, dict | None]:
     """Frame an image of one character and measure its cues: ``(framed, cues)``, ``(None, None)`` for no ink.
 
+    An image of more separate marks than a character has (noise, a sheet of dots) is refused
+    before they are grouped, as ``(None, {"too_many": True})``: it is not a character either.
+
     Raises:
         HandwrittenError: the image cannot be read.
     """
     from handwritten import images
-    from handwritten.errors import NoInk
+    from handwritten.errors import NoInk, TooManyMarks
 
     try:
         framed, found = images.preprocess(source, framing, name=name, max_pixels=max_pixels, details=True)
     except NoInk:
         return None, None
+    except TooManyMarks:
+        return None, {"too_many": True}
     return framed, measure(found)

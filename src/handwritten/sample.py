@@ -1,16 +1,18 @@
 """``handwritten sample``: an offline synthetic stand-in for EMNIST, in EMNIST's byclass file layout.
 
 EMNIST cannot be fetched everywhere, and tests and the demo need data that trains in seconds.
-This module draws all 62 characters from fonts the dependencies already bring - the Hershey
-stroke fonts of ``hershey-fonts`` and the DejaVu outline fonts matplotlib ships - with a random
-pen width, slant, rotation, scale, shift and elastic distortion, and then frames each drawing
-the way EMNIST was made from the NIST scans (Cohen et al. 2017, "EMNIST: an extension of
-MNIST to handwritten letters"): gaussian blur, crop to the ink, centre in a square, pad 2 px,
-bicubic resize to 28x28, stretch intensities to 0..255.
+This module writes all 62 characters the way people write them: mostly as a pen moving along
+strokes (``handwritten.strokes``: the forms people write, each drawing by its own writer with
+its own slant, proportions, pen and pressure), and partly in the handwriting fonts installed on
+the machine (Debian packages them as fonts-dkg-handwriting, fonts-breip and others; the DejaVu
+fonts matplotlib ships stand in without them), with a random slant, rotation and elastic
+distortion. Each drawing is framed the way EMNIST was made from the NIST scans (Cohen et al.
+2017, "EMNIST: an extension of MNIST to handwritten letters"): gaussian blur, crop to the ink,
+centre in a square, pad 2 px, bicubic resize to 28x28, stretch intensities to 0..255.
 
 It is NOT EMNIST: a marker file in the folder says so, the loader reports it, and no accuracy
 measured on it is an EMNIST result. Its value is that the whole pipeline (train, evaluate,
-predict, export) can run anywhere, deterministically for a seed.
+predict, export) can run anywhere, deterministically for a seed and a set of installed fonts.
 """
 
 from __future__ import annotations
@@ -22,82 +24,94 @@ from pathlib import Path
 
 import numpy as np
 
+from handwritten import strokes
 from handwritten.emnist import IMAGE_SIZE, SPLITS, SYNTHETIC_MARKER
 from handwritten.errors import DataError
 from handwritten.idx import write_idx
 from handwritten.limits import check_number
+from handwritten.paths import folder_problem
 
 MAPPING = SPLITS["byclass"].mapping  # class k is the character MAPPING[k]
 
-# Stroke fonts: plain, serif, italic and handwriting-like script faces.
-HERSHEY_FACES = ("futural", "futuram", "rowmans", "rowmand", "timesr", "timesi", "timesrb",
-                 "scripts", "scriptc", "cursive")
-# Outline fonts matplotlib ships: three families in several weights and obliques.
-TTF_FACES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",
-             "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf",
-             "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansMono-Oblique.ttf")
+# Handwriting fonts looked for, by family: file names as Debian installs them (the package in the comment).
+HANDWRITING_FONTS = {
+    "dkg handwriting": ("dkg.ttf", "dkgBd.ttf", "dkgIt.ttf"),  # fonts-dkg-handwriting
+    "Breip": ("Breip.ttf",),  # fonts-breip
+    "Because We Had To": ("BecauseWeBuild-Regular.otf", "BecauseWeConnect-Regular.otf",
+                          "BecauseWeCreate-Regular.otf", "BecauseWeLearn-Regular.otf",
+                          "BecauseWeMentor-Regular.otf", "BecauseWeOrganize-Regular.otf"),  # fonts-bwht
+    "Femke Klaver": ("femkeklaver.ttf",),  # fonts-femkeklaver
+    "Humor Sans": ("Humor-Sans.ttf",),  # fonts-humor-sans
+    "Klee One": ("KleeOne-Regular.ttf", "KleeOne-SemiBold.ttf"),  # fonts-klee
+    "Rufscript": ("Rufscript010.ttf",),  # fonts-rufscript
+    "SJ fonts": ("Delphine.ttf", "SteveHand.ttf"),  # fonts-sjfonts
+    "Comic Neue": ("ComicNeue-Regular.otf", "ComicNeue-Bold.otf", "ComicNeue-Italic.otf",
+                   "ComicNeue-Light.otf"),  # fonts-comic-neue
+}
+FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts")
+# Printed faces matplotlib ships, used only where no handwriting font is installed.
+FALLBACK_FACES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSerif.ttf")
 
-CANVAS = 64  # drawing resolution; a cap height of ~29 px leaves room for rotation and distortion
-HERSHEY_SCALE = 1.4  # canvas pixels per Hershey unit: capitals span 21 units, so ~29 px
-TTF_SIZE = 40  # DejaVu capitals are 0.73 em, so ~29 px like the Hershey faces
+CANVAS = strokes.CANVAS  # drawing resolution; a cap height of about half of it leaves room for distortion
+CAP_PX = strokes.CAP_PX
 # 10,000 a class is about EMNIST byclass's size (490 MB of images); far more would only exhaust memory.
 MAX_PER_CLASS = 10_000
 GRID = 4  # the elastic distortion moves the corners of a GRID x GRID mesh over the canvas
+CHUNK = 1024  # images drawn from one random stream, by one process
 
 
 # ---------------------------------------------------------------- drawing one character
 
 @functools.lru_cache(maxsize=None)
-def _hershey_face(face: str) -> dict[str, tuple]:
-    """Every character's pen strokes in canvas pixels, glyph box centred, for one face.
+def handwriting_fonts() -> tuple[tuple[str, Path], ...]:
+    """(family, path) of every handwriting font of ``HANDWRITING_FONTS`` found here, in a fixed order."""
+    found = {}
+    for root in FONT_DIRS:
+        root = Path(root).expanduser()
+        if root.is_dir():
+            for path in sorted(root.rglob("*")):
+                found.setdefault(path.name, path)
+    return tuple((family, found[name]) for family, names in HANDWRITING_FONTS.items() for name in names
+                 if name in found)
 
-    The font size is the same for all characters, so 'o' stays smaller than 'O' and a pen of
-    the same width looks bolder on it after framing, as it does in EMNIST. Loading a face
-    unpacks an archive, hence the cache.
-    """
-    from HersheyFonts import HersheyFonts
 
-    font = HersheyFonts()
-    font.load_default_font(face)
-    glyphs = {}
-    for ch in MAPPING:
-        strokes = [np.asarray(s, dtype=np.float64) for s in font.strokes_for_text(ch)]
-        points = np.concatenate(strokes)
-        centre = (points.min(axis=0) + points.max(axis=0)) / 2
-        glyphs[ch] = tuple(tuple(map(tuple, (s - centre) * HERSHEY_SCALE + CANVAS / 2)) for s in strokes)
-    return glyphs
+def font_families() -> list[str]:
+    """The font families the sample draws with: the handwriting fonts found, else the fallback."""
+    families = list(dict.fromkeys(family for family, _ in handwriting_fonts()))
+    return families or ["DejaVu (printed; no handwriting font installed)"]
 
 
 @functools.lru_cache(maxsize=None)
-def _ttf_font(face: str):
-    import matplotlib
+def _font(path: str):
+    """The font at a size where its capitals are ``CAP_PX`` tall, like the pen's."""
     from PIL import ImageFont
 
-    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / face
-    return ImageFont.truetype(str(path), TTF_SIZE)
+    probe = ImageFont.truetype(path, 100)
+    _, top, _, bottom = probe.getbbox("H", anchor="ls")
+    return ImageFont.truetype(path, max(8, round(100 * CAP_PX / max(bottom - top, 1))))
 
 
-def _draw_glyph(ch: str, rng: np.random.Generator, hershey_share: float):
-    """Draw ``ch`` upright and clean (white on black, mode 'L') with a random font and pen."""
+def _font_paths() -> list[str]:
+    fonts = [str(path) for _, path in handwriting_fonts()]
+    if fonts:
+        return fonts
+    import matplotlib
+
+    return [str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / face) for face in FALLBACK_FACES]
+
+
+def _draw_font(ch: str, rng: np.random.Generator):
+    """Draw ``ch`` upright and clean (white on black, mode 'L') in a random font, maybe thickened."""
     from PIL import Image, ImageDraw
 
+    paths = _font_paths()
+    font = _font(paths[rng.integers(len(paths))])
     image = Image.new("L", (CANVAS, CANVAS), 0)
-    draw = ImageDraw.Draw(image)
-    if rng.random() < hershey_share:
-        strokes = _hershey_face(HERSHEY_FACES[rng.integers(len(HERSHEY_FACES))])[ch]
-        width = int(rng.integers(2, 5))
-        r = (width - 1) / 2
-        for stroke in strokes:
-            draw.line(stroke, fill=255, width=width, joint="curve")
-            # Round pen tips, as a ball-point leaves them.
-            for x, y in (stroke[0], stroke[-1]):
-                draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
-    else:
-        font = _ttf_font(TTF_FACES[rng.integers(len(TTF_FACES))])
-        x0, y0, x1, y1 = font.getbbox(ch, anchor="ls")
-        origin = (CANVAS / 2 - (x0 + x1) / 2, CANVAS / 2 - (y0 + y1) / 2)
-        # stroke_width thickens the outline, standing in for a broader pen.
-        draw.text(origin, ch, fill=255, font=font, anchor="ls", stroke_width=int(rng.integers(0, 2)), stroke_fill=255)
+    x0, y0, x1, y1 = font.getbbox(ch, anchor="ls")
+    origin = (CANVAS / 2 - (x0 + x1) / 2, CANVAS / 2 - (y0 + y1) / 2)
+    # stroke_width thickens the outline, standing in for a broader pen.
+    ImageDraw.Draw(image).text(origin, ch, fill=255, font=font, anchor="ls",
+                               stroke_width=int(rng.integers(0, 3)), stroke_fill=255)
     return image
 
 
@@ -146,10 +160,15 @@ def frame_like_emnist(image: np.ndarray, *, sigma: float = 1.0, pad: int = 2) ->
     from PIL import Image
     from scipy.ndimage import gaussian_filter
 
-    blurred = gaussian_filter(np.asarray(image, dtype=np.float32), sigma)
-    peak = float(blurred.max())
-    if peak <= 0:
+    image = np.asarray(image, dtype=np.float32)
+    ink_rows, ink_cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+    if len(ink_rows) == 0 or float(image.max()) <= 0:
         raise DataError("the image holds no ink to frame (it is blank)")
+    # Only the ink and the blur's reach around it: the same result as blurring the whole page.
+    reach = int(np.ceil(4 * sigma))
+    image = np.pad(image[ink_rows[0]:ink_rows[-1] + 1, ink_cols[0]:ink_cols[-1] + 1], reach)
+    blurred = gaussian_filter(image, sigma, mode="constant")
+    peak = float(blurred.max())
     # The blur's faint tails would otherwise count as ink and shrink the character.
     rows = np.flatnonzero((blurred > 0.05 * peak).any(axis=1))
     cols = np.flatnonzero((blurred > 0.05 * peak).any(axis=0))
@@ -164,46 +183,75 @@ def frame_like_emnist(image: np.ndarray, *, sigma: float = 1.0, pad: int = 2) ->
     return np.round(small * (255 / small.max())).astype(np.uint8)
 
 
-def render_character(ch: str, rng: np.random.Generator, *, rotation: float = 12.0, slant: float = 0.3,
-                     scale: float = 0.15, shift: float = 4.0, elastic: float = 1.6,
-                     hershey_share: float = 0.6) -> np.ndarray:
-    """Draw one character with a random font, pen and distortion, framed like EMNIST.
+def render_character(ch: str, rng: np.random.Generator, *, font_share: float = 0.7, rotation: float = 10.0,
+                     slant: float = 0.3, scale: float = 0.1, shift: float = 8.0, elastic: float = 3.2) -> np.ndarray:
+    """Write one character as a random writer would, framed like EMNIST.
 
     Args:
         ch: one of 0-9, A-Z, a-z.
         rng: the source of randomness; the same state gives the same image.
-        rotation: largest rotation, degrees either way.
-        slant: largest shear (horizontal shift per unit of height) either way.
-        scale: largest relative change of size (changes pen width relative to the glyph).
-        shift: largest shift in canvas pixels (of 64) before framing.
-        elastic: standard deviation, in canvas pixels, of the elastic mesh's corner moves.
-        hershey_share: the fraction of images drawn with stroke fonts rather than outline fonts.
+        font_share: the fraction of images drawn in a font rather than by the pen model.
+        rotation, slant, scale, shift, elastic: the random geometry of font drawings: largest
+            rotation (degrees either way), shear, relative change of size, shift in canvas
+            pixels, and standard deviation of the elastic mesh's corner moves in canvas pixels.
+            The pen model has its own writers (``handwritten.strokes.writer``).
 
     Returns:
         A uint8 array (28, 28), upright, bright ink on black, like EMNIST after un-transposing.
     """
     if ch not in MAPPING:
         raise DataError(f"cannot render {ch!r}: only 0-9, A-Z and a-z are drawn")
-    glyph = _draw_glyph(ch, rng, hershey_share)
-    warped = _distort(glyph, rng, rotation=rotation, slant=slant, scale=scale, shift=shift, elastic=elastic)
-    return frame_like_emnist(np.asarray(warped))
+    if rng.random() < font_share:
+        glyph = _distort(_draw_font(ch, rng), rng, rotation=rotation, slant=slant, scale=scale, shift=shift,
+                         elastic=elastic)
+    else:
+        glyph = strokes.draw(ch, rng)
+    return frame_like_emnist(np.asarray(glyph))
 
 
 # ---------------------------------------------------------------- the sample folder
 
-def _render_part(per_class: int, rng: np.random.Generator, progress) -> tuple[np.ndarray, np.ndarray]:
-    labels = np.repeat(np.arange(len(MAPPING), dtype=np.uint8), per_class)
-    # Shuffled, so that the first part of a file (a partial load) still holds every class.
-    labels = labels[rng.permutation(len(labels))]
-    images = np.empty((len(labels), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    for i, label in enumerate(labels):
-        images[i] = render_character(MAPPING[label], rng)
-        progress.update(1)
-    return images, labels
+def _render_chunk(labels: np.ndarray, seed: tuple[int, ...]) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack([render_character(MAPPING[label], rng) for label in labels])
 
 
-def write_sample(folder: str | os.PathLike, *, train_per_class: int = 400, test_per_class: int = 60,
-                 seed: int = 0, progress: bool = False) -> Path:
+def _render_parts(per_class: dict[str, int], seed: int, progress, workers: int) -> dict:
+    """Every part's images and labels, drawn in chunks of ``CHUNK`` images, in ``workers`` processes.
+
+    Each chunk has its own random stream, derived from the seed, the part and the chunk's
+    number, so the files are the same whatever the number of processes.
+    """
+    rng = np.random.default_rng(seed)
+    jobs, parts = [], {}
+    for p, (part, count) in enumerate(per_class.items()):
+        labels = np.repeat(np.arange(len(MAPPING), dtype=np.uint8), count)
+        # Shuffled, so that the first part of a file (a partial load) still holds every class.
+        labels = labels[rng.permutation(len(labels))]
+        parts[part] = (np.empty((len(labels), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8), labels)
+        jobs += [(part, start, labels[start:start + CHUNK], (seed, p, start // CHUNK))
+                 for start in range(0, len(labels), CHUNK)]
+    if workers > 1 and len(jobs) >= 4:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # spawn, not fork: the caller may hold threads (TensorFlow's) that a fork would copy half-way.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            running = {pool.submit(_render_chunk, labels, key): (part, start) for part, start, labels, key in jobs}
+            for done in as_completed(running):
+                part, start = running[done]
+                images = done.result()
+                parts[part][0][start:start + len(images)] = images
+                progress.update(len(images))
+    else:
+        for part, start, labels, key in jobs:
+            parts[part][0][start:start + len(labels)] = _render_chunk(labels, key)
+            progress.update(len(labels))
+    return parts
+
+
+def write_sample(folder: str | os.PathLike, *, train_per_class: int = 800, test_per_class: int = 60,
+                 seed: int = 0, progress: bool = False, workers: int | None = None) -> Path:
     """Write the synthetic sample as ``emnist-byclass-*`` files (images stored transposed, like EMNIST).
 
     Args:
@@ -212,6 +260,8 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = 400, test_
         test_per_class: test images per character.
         seed: the random seed; the same seed and counts give byte-identical files.
         progress: show a progress bar on stderr.
+        workers: processes drawing at once (default: one per CPU core available); the files do
+            not depend on it.
 
     Returns:
         The folder.
@@ -225,8 +275,8 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = 400, test_
     check_number("--train-per-class", train_per_class, 1, MAX_PER_CLASS, integer=True)
     check_number("--test-per-class", test_per_class, 1, MAX_PER_CLASS, integer=True)
     check_number("--seed", seed, 0, 2**32 - 1, integer=True)
-    if folder.exists() and not folder.is_dir():
-        raise DataError(f"{folder}: exists and is not a folder")
+    if os.path.lexists(folder) and (problem := folder_problem(folder)):
+        raise DataError(f"{folder}: {problem}")
     if any(folder.glob("emnist-byclass-*")) and not (folder / SYNTHETIC_MARKER).exists():
         raise DataError(f"{folder}: holds EMNIST byclass files that are not a synthetic sample; "
                         "choose another --dir rather than overwrite them")
@@ -234,15 +284,17 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = 400, test_
     # The marker goes first: an interrupted run must never leave files that pass for real EMNIST.
     (folder / SYNTHETIC_MARKER).write_text(
         "SYNTHETIC SAMPLE - NOT EMNIST.\n"
-        "These files were drawn by 'handwritten sample' from Hershey stroke fonts and DejaVu outline\n"
-        "fonts with random distortions, in EMNIST's byclass file layout (62 classes, images stored\n"
+        "These files were drawn by 'handwritten sample': characters written by a pen model along the\n"
+        "forms people write, and in fonts, in EMNIST's byclass file layout (62 classes, images stored\n"
         "transposed). They are for demos and tests; an accuracy measured on them is not an EMNIST result.\n"
+        f"fonts: {', '.join(font_families())}\n"
         f"seed: {seed}\ntrain images per class: {train_per_class}\ntest images per class: {test_per_class}\n"
     )
-    rng = np.random.default_rng(seed)
     total = len(MAPPING) * (train_per_class + test_per_class)
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     with tqdm(total=total, disable=not progress, unit="img", desc="drawing") as bar:
-        parts = {"train": _render_part(train_per_class, rng, bar), "test": _render_part(test_per_class, rng, bar)}
+        parts = _render_parts({"train": train_per_class, "test": test_per_class}, seed, bar, workers)
     for part, (images, labels) in parts.items():
         # EMNIST stores images transposed; so does the sample, and the loader turns both upright.
         write_idx(folder / f"emnist-byclass-{part}-images-idx3-ubyte.gz", images.transpose(0, 2, 1))
@@ -259,17 +311,19 @@ def run_sample(args) -> int:
     print(f"wrote a SYNTHETIC sample (not EMNIST) to {folder}: {classes} classes, "
           f"{classes * args.train_per_class} train + {classes * args.test_per_class} test images, "
           f"seed {args.seed}, in {time.perf_counter() - start:.1f} s")
+    print(f"written by a pen model along the forms people write, and in the fonts: {', '.join(font_families())}")
     print("it is for demos and tests; accuracies on it are not EMNIST results")
     return 0
 
 
 def register(sub) -> None:
     p = sub.add_parser("sample", help="write an offline synthetic sample (not EMNIST) in EMNIST's byclass layout",
-                       description="Draw 0-9, A-Z, a-z from stroke and outline fonts with random distortions and "
-                                   "write them as emnist-byclass-* files. It is synthetic, not EMNIST.")
+                       description="Write 0-9, A-Z, a-z as people write them - a pen model along the forms people "
+                                   "use, by random writers, and the handwriting fonts installed - and save them as "
+                                   "emnist-byclass-* files. It is synthetic, not EMNIST.")
     p.add_argument("--dir", default="emnist",
                    help="folder to write; ./emnist is where the other commands look first (default: %(default)s)")
-    p.add_argument("--train-per-class", type=int, default=400, metavar="N",
+    p.add_argument("--train-per-class", type=int, default=800, metavar="N",
                    help="training images per class (default: %(default)s)")
     p.add_argument("--test-per-class", type=int, default=60, metavar="N",
                    help="test images per class (default: %(default)s)")

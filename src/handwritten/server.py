@@ -1,11 +1,19 @@
 """``handwritten serve``: a web page and an HTTP API that recognise drawn or uploaded characters.
 
 The model is loaded once. Nothing slow runs on the event loop: images are decoded and framed
-in a thread pool, in parallel, and the framed 28x28 images of requests that arrive together
-go to the model as one batch (``ModelWorker``), so a large photo delays only its own answer
-and many clients cost few model calls. Request bodies are read with a size cap and a time
-limit, images are checked for their pixel count before they are decoded, and every bad input
-gets a 4xx JSON ``{"error": ...}`` that says what is wrong.
+by a few threads in parallel (``workers.ImageWorkers``), and the framed 28x28 images of
+requests that arrive together go to the model as one batch (``workers.ModelWorker``), so a
+large photo delays only its own answer and many clients cost few model calls. Request bodies
+are read with a size cap and a time limit, images are checked for their pixel count before
+they are decoded (``uploads``), and every bad input gets a 4xx JSON ``{"error": ...}`` that
+says what is wrong. An image that holds no character (blank, a scribble, a shape ...) is not
+an error: it is answered ``character: null`` with a ``reason`` (``handwritten.rejection``).
+
+No request holds the server for long: preparing an image has a deadline (503 after it), a
+client must send its request headers within ``HEADER_TIMEOUT_S``, and on SIGTERM requests
+still running after ``SHUTDOWN_GRACE_S`` are cancelled. Only requests for the host names the
+server is bound to are answered (a web page elsewhere cannot reach a server on 127.0.0.1
+through a name of its own, DNS rebinding), unless ``--allow-host`` adds more.
 
 The page (``static/``) needs nothing from outside the package, so it works offline.
 """
@@ -13,26 +21,29 @@ The page (``static/``) needs nothing from outside the package, so it works offli
 # No "from __future__ import annotations": FastAPI reads the endpoints' annotations at run time.
 import asyncio
 import base64
-import concurrent.futures
-import functools
-import io
-import os
-import queue
-import threading
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from handwritten import __version__
+from handwritten.api_schemas import image_body_doc, schemas
 from handwritten.errors import HandwrittenError
+from handwritten.guards import HEADER_TIMEOUT_S, LOOPBACK_HOSTS, HostCheck, header_deadline, served_hosts
+from handwritten.uploads import (  # noqa: F401 (frame_upload, open_image: for callers)
+    READ_TIMEOUT_S, RequestError, examine_upload, frame_upload, open_image, read_line_upload, read_upload,
+)
+from handwritten.workers import Busy, ImageWorkers, ModelWorker
 
 STATIC = Path(__file__).with_name("static")
 DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_MAX_PIXELS = 20_000_000
-READ_TIMEOUT_S = 30.0  # a client that stops sending half-way through a body is dropped after this
 MODEL_TIMEOUT_S = 60.0  # a request waits at most this long for the model before getting a 503
-MAX_BATCH = 64  # images per model call; more queued requests wait for the next call
-MULTIPART_SLACK = 64_000  # room for a multipart body's headers and boundaries around the file
-# Formats read from uploads. Pillow can open more (EPS runs Ghostscript), which a server should not.
-FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # JPEG includes phones' multi-picture (MPO) files
+# A request's image is decoded and framed (or its line read) within this, else it gets a 503.
+# A line of the most marks allowed takes a few seconds on one core; a normal one well under 1 s.
+PREPARE_TIMEOUT_S = 20.0
+KEEP_ALIVE_S = 5  # an idle connection between requests is closed after this
+MAX_HEADER_BYTES = 16_384  # request line and headers; more is answered 400
+SHUTDOWN_GRACE_S = 3  # on SIGTERM or Ctrl-C, requests still running after this are cancelled
 # The page loads only its own files; this also keeps it working offline.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'",
@@ -40,50 +51,26 @@ PAGE_HEADERS = {
 }
 
 
-class RequestError(HandwrittenError):
-    """A bad request: the HTTP status to answer with and a message for the client."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-# --- images -------------------------------------------------------------------------------
-
-
-def open_image(data: bytes, max_pixels: int):
-    """Decode an uploaded image fully, refusing non-images, truncated files and oversized ones."""
-    from PIL import Image
-
-    try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)
-    except Image.DecompressionBombError as exc:
-        raise RequestError(413, f"image too large: {exc}") from None
-    except Exception:  # Pillow raises several types for bytes it cannot identify.
-        raise RequestError(
-            400, f"body is not an image: {len(data)} bytes that are not {', '.join(FORMATS)}"
-        ) from None
-    width, height = image.size
-    if width * height > max_pixels:
-        raise RequestError(
-            413,
-            f"image too large: {width}x{height} is {width * height / 1e6:.1f} megapixels; "
-            f"the limit is {max_pixels / 1e6:g} megapixels",
-        )
-    try:
-        image.load()
-    except Exception as exc:  # truncated or corrupt data surfaces as OSError, SyntaxError, ValueError...
-        raise RequestError(400, f"{image.format} image could not be decoded (truncated or corrupt?): {exc}") from None
-    return image
+# --- answers -------------------------------------------------------------------------------
 
 
 def png_base64(array) -> str:
     """A uint8 array as a base64 PNG, for showing the model's input in a page."""
-    from PIL import Image
+    from handwritten.framing import opencv
 
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    ok, png = opencv().imencode(".png", array, [opencv().IMWRITE_PNG_COMPRESSION, 1])
+    return base64.b64encode(png.tobytes()).decode("ascii")
+
+
+def prediction_json(recognizer, framed, cues, probs, top: int, allowed=None) -> bytes:
+    """The answer to ``/api/predict`` as JSON bytes, made where the work was done, not on the event loop.
+
+    ``framed`` and ``probs`` are None for an image without ink; ``Recognizer.answer`` restricts
+    to the ``allowed`` classes and decides whether the image holds a character at all.
+    """
+    result = recognizer.answer(probs, top, cues, allowed=allowed)
+    input_png = None if framed is None else png_base64(framed)
+    return json.dumps({"reason": None, **result, "top": candidates(result["top"]), "input_png": input_png}).encode()
 
 
 def candidates(pairs) -> list[dict]:
@@ -91,267 +78,109 @@ def candidates(pairs) -> list[dict]:
     return [{"character": str(c), "probability": float(p)} for c, p in pairs]
 
 
-def frame_upload(data: bytes, recognizer, max_pixels: int):
-    """Decode an upload and frame it as the model's training images are framed: ``(uint8 28x28, cues)``.
-
-    A blank image gives ``(None, None)``; the cues say whether the ink looks like a character
-    (``handwritten.rejection``).
-    """
-    from handwritten.rejection import examine
-
-    image = open_image(data, max_pixels)
-    return examine(image, recognizer.framing, "image", max_pixels)
-
-
-# --- the model thread ----------------------------------------------------------------------
-
-
-class ModelWorker:
-    """Runs every single-character model call in one thread, batching the images that wait together.
-
-    Images arrive already framed (28x28), so the costly part, decoding and framing a person's
-    image, runs in parallel in the request threads and a large photo delays only its own
-    answer. The model call that remains costs about the same for one image as for dozens, so
-    whatever arrived while the previous call ran goes into the next: the batch grows with the
-    load by itself, without a timer.
-    """
-
-    def __init__(self, recognizer, max_batch: int = MAX_BATCH):
-        self.recognizer = recognizer
-        self.max_batch = max_batch
-        self.jobs: queue.Queue = queue.Queue()
-        self.thread = threading.Thread(target=self._run, name="handwritten-model", daemon=True)
-        self.thread.start()
-
-    def submit(self, framed) -> concurrent.futures.Future:
-        """A future for the class probabilities of one framed uint8 28x28 image."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self.jobs.put((framed, future))
-        return future
-
-    def _run(self) -> None:
-        import numpy as np
-
-        while True:
-            batch = [self.jobs.get()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self.jobs.get_nowait())
-                except queue.Empty:
-                    break
-            # A request that timed out has cancelled its future; it is not worth a model call.
-            batch = [(x, future) for x, future in batch if future.set_running_or_notify_cancel()]
-            if not batch:
-                continue
-            try:
-                probs = self.recognizer.predict_arrays(np.stack([x for x, _ in batch]))
-            except Exception as exc:  # handed to every waiting request, which answers with it
-                for _, future in batch:
-                    future.set_exception(exc)
-                continue
-            for (_, future), p in zip(batch, probs):
-                future.set_result(p)
-
-
-# --- request bodies ------------------------------------------------------------------------
-
-
-async def read_upload(request, max_bytes: int, timeout: float = READ_TIMEOUT_S) -> bytes:
-    """The image bytes of a request: a raw body, or the file of a multipart upload."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    multipart = media == "multipart/form-data"
-    if not (multipart or media in ("", "application/octet-stream") or media.startswith("image/")):
-        raise RequestError(
-            415,
-            f"content type {media!r} is not accepted: send the image as the body (image/png, image/jpeg, "
-            "application/octet-stream) or as a multipart/form-data upload in field 'file'",
-        )
-    limit = max_bytes + (MULTIPART_SLACK if multipart else 0)
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise RequestError(413, f"body too large: {int(length)} bytes; the limit is {max_bytes} bytes")
-    try:
-        body = await asyncio.wait_for(_read_capped(request, limit, max_bytes), timeout)
-    except asyncio.TimeoutError:
-        raise RequestError(408, f"body not received within {timeout:g} s") from None
-    if multipart:
-        body = await _multipart_file(request.scope, body)
-    if not body:
-        raise RequestError(400, "empty body: send an image (PNG, JPEG, ...) as the body or in field 'file'")
-    if len(body) > max_bytes:
-        raise RequestError(413, f"image too large: {len(body)} bytes; the limit is {max_bytes} bytes")
-    return body
-
-
-async def _read_capped(request, limit: int, max_bytes: int) -> bytes:
-    from starlette.requests import ClientDisconnect
-
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise RequestError(413, f"body too large: over {max_bytes} bytes, the limit")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise RequestError(400, "the client disconnected before sending the whole body") from None
-    return b"".join(chunks)
-
-
-async def _multipart_file(scope, body: bytes) -> bytes:
-    """The file in a multipart body already read (and size-checked) into memory."""
-    from starlette.datastructures import UploadFile
-    from starlette.requests import Request
-
-    sent = False
-
-    async def receive():
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        form = await Request(scope, receive).form(max_files=4, max_fields=16)
-    except Exception as exc:  # the multipart parser's errors all mean a malformed body
-        raise RequestError(400, f"malformed multipart body: {getattr(exc, 'detail', exc)}") from None
-    try:
-        files = [value for key, value in form.multi_items() if isinstance(value, UploadFile)]
-        files.sort(key=lambda f: f is not form.get("file"))  # field 'file' first, else the first file
-        if not files:
-            raise RequestError(422, "multipart body has no file: send the image in field 'file'")
-        return await files[0].read()
-    finally:
-        await form.close()
+def recognise_upload(recognizer, max_pixels: int, data: bytes, top: int, allowed) -> bytes:
+    """Frame an upload and run the model on it, in one image thread: one handoff per request (onnxruntime)."""
+    framed, cues = examine_upload(data, recognizer, max_pixels)
+    probs = None if framed is None else recognizer.predict_arrays(framed[None])[0]
+    return prediction_json(recognizer, framed, cues, probs, top, allowed)
 
 
 # --- the application -----------------------------------------------------------------------
 
 
-@functools.cache
-def schemas():
-    """The JSON shapes of the API (pydantic is imported only when a server is made)."""
-    from pydantic import BaseModel, Field
+@dataclass
+class Served:
+    """What the routes share: the model, where the work runs, and the limits on a request."""
 
-    class ApiError(BaseModel):
-        error: str = Field(description="what is wrong with the request")
+    recognizer: object
+    worker: ModelWorker | None  # None when onnxruntime runs right after framing, in the image threads
+    preparers: ImageWorkers
+    max_bytes: int
+    max_pixels: int
+    read_timeout: float
+    prepare_timeout: float
 
-    class Candidate(BaseModel):
-        character: str
-        probability: float
+    async def answer(self, future):
+        """The model thread's answer to ``future``, waited for at most ``MODEL_TIMEOUT_S``."""
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), MODEL_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise RequestError(503, f"the model did not answer within {MODEL_TIMEOUT_S:g} s; try again") from None
 
-    class Prediction(BaseModel):
-        character: str | None = Field(description="the most likely character; null when the image holds none")
-        probability: float | None = Field(description="its calibrated probability; null when not a character")
-        top: list[Candidate] = Field(description="the most likely characters, most likely first")
-        unsure: bool = Field(description="probability below the server's minimum confidence, or not a character")
-        reason: str | None = Field(None, description="why the image is not taken for a character (blank, a speck, "
-                                   "a scribble, a shape, a texture, several characters)")
-        input_png: str | None = Field(description="base64 PNG of the 28x28 image the model saw; null when blank")
+    async def prepare(self, fn, *args):
+        """``fn(*args)`` in an image thread, waited for at most ``prepare_timeout`` seconds."""
+        try:
+            future = self.preparers.submit(fn, *args)
+        except Busy as exc:
+            raise RequestError(503, f"the server is busy: {exc}; try again shortly") from None
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.prepare_timeout)
+        except asyncio.TimeoutError:  # a job not yet started is skipped; one running finishes unread
+            raise RequestError(
+                503, f"the image was not read within {self.prepare_timeout:g} s (the server is busy); try again shortly"
+            ) from None
+        except RequestError:
+            raise
+        except HandwrittenError as exc:  # the image is readable but not usable, e.g. a line with no ink
+            raise RequestError(422, str(exc)) from None
 
-    class LineCharacter(BaseModel):
-        character: str
-        probability: float
-        unsure: bool = Field(description="probability below the server's minimum confidence")
-        box: list[int] = Field(description="[x0, y0, x1, y1] in the uploaded image's pixels")
-        space_before: bool = Field(False, description="a gap much wider than the others comes before it")
-        top: list[Candidate]
+    def allowed(self, charset):
+        """The charset's classes; a bad charset is answered 422 before the body is read."""
+        try:
+            return self.recognizer.classes(charset)
+        except HandwrittenError as exc:
+            raise RequestError(422, f"charset: {exc}") from None
 
-    class LineReading(BaseModel):
-        text: str = Field(description="the characters read, with a space where a gap is much wider than the others")
-        characters: list[LineCharacter]
+    async def predict(self, request, top: int, charset) -> bytes:
+        """The JSON answer to ``/api/predict``: one character, or why the image holds none."""
+        chosen = self.allowed(charset)
+        data = await read_upload(request, self.max_bytes, self.read_timeout)
+        if self.worker is None:
+            return await self.prepare(recognise_upload, self.recognizer, self.max_pixels, data, top, chosen)
+        framed, cues = await self.prepare(examine_upload, data, self.recognizer, self.max_pixels)
+        probs = None if framed is None else await self.answer(self.worker.submit(framed))
+        return prediction_json(self.recognizer, framed, cues, probs, top, chosen)
 
-    class ModelInfo(BaseModel, extra="allow"):
-        name: str
-        classes: int
-        mapping: str = Field(description="mapping[k] is the character of class k")
-        params: int | None = Field(None, description="number of parameters, when known")
-        test_accuracy: float | None = Field(None, description="accuracy on its test set, when known")
-        split: str | None = Field(None, description="the EMNIST split it was trained on")
-        synthetic: bool | None = Field(None, description="trained on the synthetic offline sample, not EMNIST")
+    async def read_line(self, request, top: int, charset) -> dict:
+        """The answer to ``/api/predict/line``: the text and each character."""
+        self.allowed(charset)
+        data = await read_upload(request, self.max_bytes, self.read_timeout)
+        # The Recognizer's own lock keeps its model calls one at a time.
+        result = await self.prepare(read_line_upload, data, self.recognizer, self.max_pixels, top, charset)
+        chars = [
+            {
+                "character": c["character"],
+                "probability": float(c["probability"]),
+                "box": [int(v) for v in c["box"]],
+                "space_before": bool(c.get("space_before", False)),
+                "unsure": bool(c["unsure"]),
+                "top": candidates(c["top"][:top]),
+            }
+            for c in result["characters"]
+        ]
+        return {"text": result["text"], "characters": chars}
 
-    class Health(BaseModel):
-        status: str
-        model: str
 
-    return ApiError, Candidate, Prediction, LineCharacter, LineReading, ModelInfo, Health
-
-
-def image_body_doc() -> dict:
-    binary = {"schema": {"type": "string", "format": "binary"}}
+def error_responses(max_bytes: int, max_pixels: int) -> dict:
+    """The 4xx and 5xx answers of the image endpoints, for the schema."""
+    ApiError = schemas()[0]
     return {
-        "requestBody": {
-            "required": True,
-            "description": "an image (PNG, JPEG, GIF, BMP, TIFF, WebP, PPM) as the raw body or as "
-            "a multipart upload in field 'file'",
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                        "required": ["file"],
-                    }
-                },
-                "image/png": binary,
-                "image/jpeg": binary,
-                "application/octet-stream": binary,
-            },
-        }
-    }
-
-
-def create_app(
-    model, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS, read_timeout: float = READ_TIMEOUT_S,
-    min_confidence: float | None = None,
-):
-    """The FastAPI application serving ``model``: a model file's path or a loaded ``Recognizer``.
-
-    Args:
-        model: path to a ``.keras``, ``.h5`` or ``.onnx`` model, or a ``handwritten.predict.Recognizer``.
-        max_bytes: largest accepted image file in bytes.
-        max_pixels: largest accepted image in pixels (width x height), checked before decoding.
-        read_timeout: seconds a client may take to send its body before it gets a 408.
-        min_confidence: answers below this calibrated probability are marked unsure (default:
-            the model's own; a given ``Recognizer`` keeps its own).
-    """
-    from typing import Annotated
-
-    from fastapi import FastAPI, Query, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse
-    from starlette.concurrency import run_in_threadpool
-    from starlette.exceptions import HTTPException
-    from starlette.staticfiles import StaticFiles
-
-    if max_bytes <= 0 or max_pixels <= 0:
-        raise HandwrittenError(f"max_bytes and max_pixels must be positive, got {max_bytes} and {max_pixels}")
-    if isinstance(model, (str, os.PathLike)):
-        from handwritten.predict import Recognizer
-
-        model = Recognizer(model, max_pixels=max_pixels, min_confidence=min_confidence)
-    recognizer = model
-    info = dict(recognizer.info())
-    worker = ModelWorker(recognizer)
-    ApiError, _, Prediction, _, LineReading, ModelInfo, Health = schemas()
-    mapping = recognizer.mapping
-    classes = len(mapping)
-
-    errors = {
-        400: {"model": ApiError, "description": "not an image, an empty body, a truncated image or a malformed upload"},
+        400: {"model": ApiError, "description": "not an image, an empty body, a truncated image, a malformed upload, "
+              "or a host name the server does not serve"},
         408: {"model": ApiError, "description": "the body did not arrive in time"},
         413: {"model": ApiError, "description": f"image over {max_bytes} bytes or {max_pixels} pixels"},
         415: {"model": ApiError, "description": "content type is not an image, octet-stream or multipart upload"},
-        422: {"model": ApiError, "description": "bad query parameter, no file in the upload, or a line with no ink"},
-        503: {"model": ApiError, "description": "the model did not answer in time"},
+        422: {"model": ApiError, "description": "bad query parameter or charset, no file in the upload, a line with "
+              "no ink, or too many separate marks"},
+        503: {"model": ApiError, "description": "the server is busy: the image or the model did not finish in time"},
     }
-    app = FastAPI(
-        title="handwritten",
-        description="Recognise handwritten characters with a model trained on EMNIST.",
-        version=__version__,
-        docs_url=None,  # the interactive docs load scripts from outside; the page must work offline
-        redoc_url=None,
-    )
+
+
+def add_error_handlers(app) -> None:
+    """Every error as ``{"error": ...}`` JSON with its status."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc):
@@ -366,55 +195,44 @@ def create_app(
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return JSONResponse({"error": "; ".join(parts)}, status_code=422)
 
-    async def answer(future):
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), MODEL_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            raise RequestError(503, f"the model did not answer within {MODEL_TIMEOUT_S:g} s; try again") from None
 
-    async def in_thread(fn, *args, **kwargs):
-        try:
-            return await run_in_threadpool(fn, *args, **kwargs)
-        except RequestError:
-            raise
-        except HandwrittenError as exc:  # the image is readable but not usable, e.g. no ink on it
-            raise RequestError(422, str(exc)) from None
+def add_image_routes(app, served: Served) -> None:
+    """``POST /api/predict`` and ``POST /api/predict/line``."""
+    from typing import Annotated
 
+    from fastapi import Query, Request
+    from fastapi.responses import Response
+
+    _, _, Prediction, _, LineReading, _, _ = schemas()
+    errors = error_responses(served.max_bytes, served.max_pixels)
+    classes = len(served.recognizer.mapping)
     top_doc = f"how many of the most likely characters to return (1-{classes})"
+    charset_doc = ("consider only these characters, probabilities renormalised over them: digits, upper, lower, "
+                   "letters, alnum, or the characters themselves (e.g. 0123456789ABCDEF); every class when absent")
+    Charset = Annotated[str | None, Query(max_length=200, description=charset_doc)]
 
     @app.post("/api/predict", response_model=Prediction, responses=errors, openapi_extra=image_body_doc())
-    async def predict(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(5, classes)):
-        """Recognise the one character in an image."""
-        data = await read_upload(request, max_bytes, read_timeout)
-        framed, cues = await in_thread(frame_upload, data, recognizer, max_pixels)
-        probs = None if framed is None else await answer(worker.submit(framed))
-        result = recognizer.answer(probs, top, cues)
-        return {**result, "top": candidates(result["top"]),
-                "input_png": None if framed is None else png_base64(framed)}
+    async def predict(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(5, classes),
+                      charset: Charset = None):
+        """Recognise the one character in an image, or say why it holds none (``character`` null)."""
+        return Response(await served.predict(request, top, charset), media_type="application/json")
 
     @app.post("/api/predict/line", response_model=LineReading, responses=errors, openapi_extra=image_body_doc())
-    async def predict_line(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(3, classes)):
+    async def predict_line(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(3, classes),
+                           charset: Charset = None):
         """Read a line of characters written left to right."""
-        data = await read_upload(request, max_bytes, read_timeout)
-        image = await in_thread(open_image, data, max_pixels)
-        # Segmenting a line is slow; the Recognizer's own lock keeps its model calls one at a time.
-        result = await in_thread(recognizer.read_line, image, top=top)
-        chars = [
-            {
-                "character": c["character"],
-                "probability": float(c["probability"]),
-                "box": [int(v) for v in c["box"]],
-                "space_before": bool(c.get("space_before", False)),
-                "unsure": bool(c["unsure"]),
-                "top": candidates(c["top"][:top]),
-            }
-            for c in result["characters"]
-        ]
-        return {"text": result["text"], "characters": chars}
+        return await served.read_line(request, top, charset)
+
+
+def add_info_routes(app, info: dict) -> None:
+    """The model's description, the health check and the page."""
+    from fastapi.responses import FileResponse
+
+    _, _, _, _, _, ModelInfo, Health = schemas()
 
     @app.get("/api/model", response_model=ModelInfo)
     async def model_info():
-        """The model being served: name, classes, parameter count, test accuracy when known."""
+        """The model being served: name, classes, parameter count, test accuracy when known, temperature."""
         return info
 
     @app.get("/healthz", response_model=Health)
@@ -427,9 +245,64 @@ def create_app(
         """The page to draw or upload characters and see them recognised."""
         return FileResponse(STATIC / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
+
+def create_app(
+    model,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    read_timeout: float = READ_TIMEOUT_S,
+    prepare_timeout: float = PREPARE_TIMEOUT_S,
+    allowed_hosts=LOOPBACK_HOSTS,
+    collect=None,
+    min_confidence: float | None = None,
+):
+    """The FastAPI application serving ``model``: a model file's path or a loaded ``Recognizer``.
+
+    Args:
+        model: path to a ``.keras``, ``.h5`` or ``.onnx`` model, or a ``handwritten.predict.Recognizer``.
+        max_bytes: largest accepted image file in bytes.
+        max_pixels: largest accepted image in pixels (width x height), checked before decoding.
+        read_timeout: seconds a client may take to send its body before it gets a 408.
+        prepare_timeout: seconds an image may take to be decoded and framed (or its line read,
+            the model call included) before the request gets a 503.
+        allowed_hosts: the host names requests may be for (their Host header); ``"*"`` allows any.
+        collect: a folder to save a person's samples into (``/api/samples``, see ``collect.py``);
+            None answers those endpoints with 404 and writes nothing.
+        min_confidence: answers below this calibrated probability are marked unsure (default:
+            the model's own; a given ``Recognizer`` keeps its own).
+    """
+    from fastapi import FastAPI
+    from starlette.staticfiles import StaticFiles
+
+    from handwritten.runtime import fast_recognizer
+
+    if max_bytes <= 0 or max_pixels <= 0:
+        raise HandwrittenError(f"max_bytes and max_pixels must be positive, got {max_bytes} and {max_pixels}")
+    recognizer, runtime_note = fast_recognizer(model, max_pixels, min_confidence)
+    # onnxruntime is called from the image threads, right after framing: a Keras model, slower
+    # per call and not to be called from several threads at once, gets a thread that batches.
+    worker = None if recognizer.runs_onnx else ModelWorker(recognizer)
+    served = Served(recognizer, worker, ImageWorkers(), max_bytes, max_pixels, read_timeout, prepare_timeout)
+    app = FastAPI(
+        title="handwritten",
+        description="Recognise handwritten characters with a model trained on EMNIST.",
+        version=__version__,
+        docs_url=None,  # the interactive docs load scripts from outside; the page must work offline
+        redoc_url=None,
+    )
+    app.state.runtime = runtime_note
+    app.add_middleware(HostCheck, hosts=list(allowed_hosts))
+    add_error_handlers(app)
+    add_image_routes(app, served)
+    add_info_routes(app, dict(recognizer.info()))
+    if collect is not None:
+        from handwritten.collect import sample_router
+
+        app.include_router(sample_router(collect, recognizer, max_bytes=max_bytes, max_pixels=max_pixels,
+                                         read_timeout=read_timeout))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
-
 
 # --- the command ---------------------------------------------------------------------------
 
@@ -441,13 +314,29 @@ def run_serve(args) -> int:
 
     check_number("--max-mb", args.max_mb, 0, 1_000_000, ends="(]")  # a terabyte: any more is a typo
     check_number("--max-megapixels", args.max_megapixels, 0, 1_000_000, ends="(]")
-    app = create_app(args.model, max_bytes=int(args.max_mb * 1e6), max_pixels=int(args.max_megapixels * 1e6),
-                     min_confidence=args.min_confidence)
+    hosts = served_hosts(args.host, args.allow_host)
+    app = create_app(
+        args.model, max_bytes=int(args.max_mb * 1e6), max_pixels=int(args.max_megapixels * 1e6), allowed_hosts=hosts,
+        collect=args.collect, min_confidence=args.min_confidence,
+    )
     import uvicorn
 
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    print(f"note: {app.state.runtime}", flush=True)
+    if args.host not in LOOPBACK_HOSTS:
         print(f"note: listening on {args.host}; anyone who can reach it can use the model (there is no login)")
-    uvicorn.run(app, host=args.host, port=args.port, access_log=not args.quiet, log_level="info")
+        if hosts != ["*"]:
+            print(f"note: answering requests for {', '.join(hosts)} only; add --allow-host NAME for the name clients use")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=not args.quiet,
+        log_level="info",
+        http=header_deadline(HEADER_TIMEOUT_S),
+        timeout_keep_alive=KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
     return 0
 
 
@@ -460,8 +349,16 @@ def register(sub) -> None:
     p.add_argument(
         "--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, help="largest image accepted, megapixels (default: %(default)s)"
     )
+    p.add_argument(
+        "--allow-host", action="append", default=[], metavar="NAME",
+        help="also answer requests for this host name (the name clients use to reach the server); repeatable; "
+        "'*' answers any (default: the --host address, and 127.0.0.1, localhost and ::1 when listening on loopback)",
+    )
     p.add_argument("--min-confidence", type=float, default=None, metavar="P",
                    help="mark answers whose calibrated probability is below P as unsure (default: %(default)s, "
                         "meaning the model's own, else 0.5)")
     p.add_argument("--quiet", action="store_true", help="do not log each request (default: %(default)s)")
+    p.add_argument("--collect", default=None, metavar="DIR",
+                   help="add a Teach mode that saves your own samples into DIR, one folder per character, for "
+                        "'handwritten finetune --data DIR' (default: %(default)s, off)")
     p.set_defaults(run=run_serve)

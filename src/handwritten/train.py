@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from handwritten import checkpoint as ckpt
-from handwritten import calibration, emnist, limits, lock, modelio
+from handwritten import calibration, emnist, folder_data, limits, lock, modelio
 from handwritten.errors import DataError, HandwrittenError
 from handwritten.models import MODELS
 
@@ -327,8 +327,12 @@ def _adapt_to_multiworker(model, strategy, batch) -> None:
 
 
 def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run: bool, text: bool,
-         resume_hint: str | None) -> dict:
-    """Train under ``settings`` and save to ``out``; the shared body of train and fine-tune."""
+         resume_hint: str | None, dataset=None) -> dict:
+    """Train under ``settings`` and save to ``out``; the shared body of train and fine-tune.
+
+    ``dataset`` is data prepared by the caller (``teach.py``'s mix of samples and replay); else
+    the data ``settings`` names is loaded.
+    """
     started = time.time()
     out = modelio.check_model_path(out, for_writing=True)
     cpath = ckpt.checkpoint_path(out)
@@ -343,7 +347,7 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
     chief = ckpt.is_chief(strategy)
 
     base_meta = modelio.read_meta(settings.base_model) if settings.base_model else None
-    dataset = _load_data(settings, base_meta)
+    dataset = dataset if dataset is not None else _load_data(settings, base_meta)
     orientation = base_meta.get("orientation", "upright") if base_meta else "upright"
 
     import keras
@@ -554,7 +558,7 @@ def create_model(model_name: str, path_to_done_NN, part_for_samples=1.0, *, data
 def next_train(path_to_done_NN, path_to_model, part_of_dataset=1.0, *, data=None, split=None, epochs=None,
                batch_size=None, learning_rate=None, validation=None, augment=None, seed: int = 0,
                distribute=None, resume=None, dry_run: bool = False, verbose: int = 1, overwrite: bool = False,
-               **_cli) -> dict:
+               replay=None, **_cli) -> dict:
     """Load the model at ``path_to_model``, continue training it, and save it to ``path_to_done_NN``.
 
     The split, class mapping and input orientation come from the model file; a model saved
@@ -562,6 +566,10 @@ def next_train(path_to_done_NN, path_to_model, part_of_dataset=1.0, *, data=None
     transposed images. Data with a different number of classes is refused. The other
     arguments are those of :func:`create_model`, with gentler defaults (``FINETUNE``);
     ``path_to_done_NN`` may be ``path_to_model`` itself only with ``overwrite=True``.
+
+    When ``data`` is a folder of a person's samples (one sub-folder of images per character),
+    they are mixed with a replay of the original data (``replay``, else the folder the model's
+    metadata names) and the summary's ``teach`` reports before and after (see ``teach.py``).
 
     Returns:
         The summary, as for :func:`create_model`.
@@ -571,10 +579,15 @@ def next_train(path_to_done_NN, path_to_model, part_of_dataset=1.0, *, data=None
     given = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, validation=validation,
                  augment=augment, part=parse_part(part_of_dataset), seed=seed,
                  data=None if data is None else str(data), split=split, distribute=distribute)
+    run = dict(resume=resume, verbose=verbose, dry_run=dry_run, text=_cli.get("text", True),
+               resume_hint=_cli.get("resume_hint"), command=_cli.get("command"))
+    from handwritten import teach
+
+    teach.check_replay_use(data, replay)
+    if replay is not None or folder_data.is_image_folder(data):
+        return teach.finetune(base, path_to_done_NN, data=data, replay=replay, given=given, overwrite=overwrite, run=run)
     settings = make_settings(meta.get("model_name", "legacy"), finetune=True, base_model=str(base), **given)
-    return _claim_and_run(settings, path_to_done_NN, given=given, resume=resume, verbose=verbose, dry_run=dry_run,
-                          overwrite=overwrite, text=_cli.get("text", True), resume_hint=_cli.get("resume_hint"),
-                          command=_cli.get("command"))
+    return _claim_and_run(settings, path_to_done_NN, given=given, overwrite=overwrite, **run)
 
 
 def _claim_and_run(settings: Settings, out, *, dry_run: bool, overwrite: bool = False, command: str | None = None,
@@ -612,7 +625,7 @@ def run_cli(args) -> int:
         out = args.out or f"{args.model}.keras"
         summary = create_model(args.model, out, args.part, **options)
     else:
-        summary = next_train(args.out, args.model, args.part, overwrite=args.overwrite, **options)
+        summary = next_train(args.out, args.model, args.part, overwrite=args.overwrite, replay=args.replay, **options)
     if args.json:
         print(json.dumps(summary), flush=True)
     return 0
@@ -620,7 +633,8 @@ def run_cli(args) -> int:
 
 def _add_common(p) -> None:
     p.add_argument("--data", default=None, metavar="DIR",
-                   help="data folder with IDX files (default: ./emnist, then the user cache)")
+                   help="data folder with IDX files, or with sub-folders of images by character (7/, upper-A/, lower-a/ ...) "
+                        "(default: ./emnist, then the user cache)")
     p.add_argument("--split", default=None, help="EMNIST split (default: byclass when present, else inferred)")
     p.add_argument("--part", default="1.0", metavar="F",
                    help="fraction of the training data to use, in (0, 1]; an integer k >= 2 means 1/k "
@@ -683,5 +697,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="PATH", help="model file to write, .h5 or .keras (required)")
     p.add_argument("--overwrite", action="store_true",
                    help="allow --out to be the --model file itself, replacing it (default: %(default)s)")
+    p.add_argument("--replay", default=None, metavar="DIR",
+                   help="with --data a folder of your own samples: the original training data to mix in so "
+                        "nothing is forgotten (default: %(default)s, the data folder the model names)")
     _add_hyper(p, finetune=True)
     _add_common(p)

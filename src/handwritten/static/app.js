@@ -167,13 +167,13 @@ async function send() {
     headers = { "Content-Type": "image/png" };
   }
   try {
-    const response = await fetch(`${m.url}?top=${m.top}`, { method: "POST", body, headers });
+    const response = await fetch(`${m.url}?${query(m)}`, { method: "POST", body, headers });
     const data = await response.json();
     if (id > shown && requestEpoch === epoch) {
       shown = id;
       if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
-      if (mode === "char") showCharacter(data);
-      else showLine(data);
+      if (mode === "line") showLine(data);
+      else showCharacter(data);
       status("");
     }
   } catch (err) {
@@ -190,6 +190,13 @@ async function send() {
     }
     mark();
   }
+}
+
+// The request's query: how many candidates, and the characters the answer may be when limited.
+function query(m) {
+  const params = new URLSearchParams({ top: String(m.top) });
+  if ($("charset").value) params.set("charset", $("charset").value);
+  return params.toString();
 }
 
 function percent(p) {
@@ -284,7 +291,7 @@ function clearAll() {
 
 function setMode(next) {
   mode = next;
-  $("char-result").hidden = mode !== "char";
+  $("char-result").hidden = mode === "line";
   $("line-result").hidden = mode !== "line";
   clearAll();
 }
@@ -321,6 +328,7 @@ $("file").addEventListener("change", (e) => {
 for (const radio of document.querySelectorAll('input[name="mode"]')) {
   radio.addEventListener("change", () => setMode(radio.value));
 }
+$("charset").addEventListener("change", () => schedule(0)); // the same drawing, read again within the new set
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => {
   e.preventDefault();

@@ -1,0 +1,169 @@
+"""A line as context for its characters: case from height, digits or letters from the neighbours.
+
+Each character is framed alone to 28x28, so the model cannot see that an o is half as tall as
+the T before it, nor that it sits between two digits. :func:`apply` brings the line back:
+
+- Case from height. c/C, o/O, s/S, u/U, v/V, w/W, x/X, z/Z and p/P, y/Y have one shape in
+  both cases; only their height tells them apart. A character's top is measured above the
+  line's baseline (fitted through the characters' bottoms, so a sloped photo is measured along
+  its slope) and compared with the line's capitals and ascenders (digits, A, B, D ..., b, d, h)
+  and its x-height letters (a, e, m, n, r): a tall one is the capital, a short one the small letter.
+- Digits or letters from the neighbours. In a word whose other characters are mostly digits,
+  an ambiguous O/0, l/1, S/5, Z/2, B/8 or g/9 goes to the digit; among letters, to the letter.
+
+Both work as weights on the probabilities: the favoured reading's probability is multiplied by
+``CASE_WEIGHT`` (against the other case only) or ``RUN_WEIGHT``, then renormalised, so context
+decides only between candidates the model found close, and never overrides an answer the model
+is sure of.
+"""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+
+# The shape barely tells these cases apart once framed, so the model's split between them says
+# little: height decides unless the model prefers the other case more than 8 to 1.
+CASE_WEIGHT = 8.0
+# A neighbour's class is weaker evidence than a character's own shape: the run decides only
+# between readings within a factor of 3 of each other.
+RUN_WEIGHT = 3.0
+# A word counts as digits (or letters) when that much of its other characters' probability is digits (letters).
+RUN_SHARE = 0.6
+# Only neighbours the model is this sure of count: an unsure one is as likely the other kind.
+SURE = 0.8
+# Heights within this fraction of the threshold between small and tall letters decide nothing.
+MARGIN = 0.08
+
+SAME_SHAPE = "cosuvwxzpy"  # k and K are both tall, so height does not tell them apart
+TALL = string.digits + "ABDEFGHIJLMNQRT" + "bdfhkl"  # reaching the cap height, whatever their case
+SMALL = "aemnrgq"  # reaching only the x-height (g and q below the baseline, measured from it)
+DESCENDING = "gjpqy"  # their bottoms are not on the baseline
+
+
+def _theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """A line ``y = a + b x`` through points, robust to a few outliers (the median of pairwise slopes)."""
+    if len(x) < 2:
+        return float(np.median(y)), 0.0
+    i, j = np.triu_indices(len(x), k=1)
+    dx = x[j] - x[i]
+    ok = dx != 0
+    slope = float(np.median((y[j] - y[i])[ok] / dx[ok])) if ok.any() else 0.0
+    return float(np.median(y - slope * x)), slope
+
+
+def heights(boxes: np.ndarray, read: list[str]) -> np.ndarray:
+    """Each character's top above the line's baseline, in pixels, at its centre.
+
+    The baseline is fitted through the bottoms of the characters, without those read as
+    descending letters (g, j, p, q, y) when enough others remain.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    centre = (boxes[:, 0] + boxes[:, 2]) / 2
+    on_line = np.array([c not in DESCENDING for c in read], bool)
+    use = on_line if on_line.sum() >= 2 else np.ones(len(boxes), bool)
+    a, b = _theil_sen(centre[use], boxes[use, 3])
+    return a + b * centre - boxes[:, 1]
+
+
+def tall_threshold(height: np.ndarray, read: list[str], sure: np.ndarray) -> float | None:
+    """The height between the line's small letters and its tall ones; None when the line does not show it.
+
+    Only characters the model is sure of, and whose height is known from what they are, serve
+    as references. With both kinds, the threshold lies half-way; with capitals only, at 0.8 of
+    their height (handwriting's x-height is 0.5-0.7 of it); with small letters only, at 1.25
+    times theirs.
+    """
+    tall = [h for h, c, s in zip(height, read, sure) if s and c in TALL]
+    small = [h for h, c, s in zip(height, read, sure) if s and c in SMALL]
+    if tall and small:
+        t, s = float(np.median(tall)), float(np.median(small))
+        return (t + s) / 2 if t > 1.2 * s else None  # no real difference: heights say nothing
+    if tall:
+        return 0.8 * float(np.median(tall))
+    if small:
+        return 1.25 * float(np.median(small))
+    return None
+
+
+def case_from_height(probs: np.ndarray, boxes, mapping: str) -> np.ndarray:
+    """``probs`` with each same-shape letter's probability shared between its cases by its height.
+
+    The favoured case's share is weighed by ``CASE_WEIGHT``; the pair's total stays as the
+    model gave it, so height decides c against C, never c against e or 0.
+    """
+    probs = np.array(probs, dtype=np.float64)
+    pairs = [(mapping.index(c), mapping.index(c.upper())) for c in SAME_SHAPE if c in mapping and c.upper() in mapping]
+    if len(probs) < 2 or not pairs:
+        return probs
+    read = [mapping[k] for k in probs.argmax(axis=1)]
+    height = heights(boxes, read)
+    threshold = tall_threshold(height, read, probs.max(axis=1) >= 0.5)
+    if threshold is None or threshold <= 0:
+        return probs
+    for i, h in enumerate(height):
+        if abs(h - threshold) <= MARGIN * threshold:
+            continue
+        for small, capital in pairs:
+            favoured, other = (capital, small) if h > threshold else (small, capital)
+            pair = probs[i, favoured] + probs[i, other]
+            weighed = CASE_WEIGHT * probs[i, favoured] + probs[i, other]
+            if weighed > 0:
+                probs[i, favoured], probs[i, other] = (pair * CASE_WEIGHT * probs[i, favoured] / weighed,
+                                                       pair * probs[i, other] / weighed)
+    return probs
+
+
+def words(spaces: list[bool]) -> list[list[int]]:
+    """The indices of the characters of each word, a space starting a new one."""
+    out: list[list[int]] = []
+    for i, space in enumerate(spaces):
+        if space or not out:
+            out.append([])
+        out[-1].append(i)
+    return out
+
+
+def run_weights(probs: np.ndarray, mapping: str, spaces: list[bool]) -> np.ndarray:
+    """Per character and class, the weight its word's other characters give digits or letters (1 elsewhere).
+
+    A word is digits when at least ``RUN_SHARE`` of its other characters' probability is on
+    digits, letters likewise, counting only the characters the model is ``SURE`` of; a
+    character without such neighbours in its word gets no weight.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    weights = np.ones_like(probs)
+    digit = np.array([c in string.digits for c in mapping], bool)
+    letter = np.array([c in string.ascii_letters for c in mapping], bool)
+    if not digit.any() or not letter.any():
+        return weights
+    digit_mass, letter_mass = probs[:, digit].sum(axis=1), probs[:, letter].sum(axis=1)
+    sure = probs.max(axis=1) >= SURE
+    for word in words(spaces):
+        for i in word:
+            others = [k for k in word if k != i and sure[k]]
+            if not others:
+                continue
+            share = digit_mass[others].sum() / max(digit_mass[others].sum() + letter_mass[others].sum(), 1e-12)
+            if share >= RUN_SHARE:
+                weights[i, digit] = RUN_WEIGHT
+            elif share <= 1 - RUN_SHARE:
+                weights[i, letter] = RUN_WEIGHT
+    return weights
+
+
+def apply(probs: np.ndarray, boxes, spaces: list[bool], mapping: str) -> np.ndarray:
+    """The line's class probabilities ``(N, classes)`` weighed by case from height and by each word's run.
+
+    ``boxes`` are the characters' [x0, y0, x1, y1], left to right; ``spaces[i]`` says whether a
+    space comes before character i. Classes at 0 (outside a charset) stay at 0, and each row
+    still sums to 1.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if len(probs) == 0:
+        return probs
+    cased = case_from_height(probs, boxes, mapping)
+    weighted = cased * run_weights(cased, mapping, spaces)
+    total = weighted.sum(axis=1, keepdims=True)
+    return np.where(total > 0, weighted / np.where(total > 0, total, 1), probs)

@@ -1,0 +1,107 @@
+"""Who may talk to the server, and for how long: the Host names it answers, and a deadline for request headers.
+
+A server on 127.0.0.1 is not private to its machine's user: any web page they open can make
+their browser send it requests. Browsers keep pages from reading answers from another site,
+but a page can point a name of its own at 127.0.0.1 (DNS rebinding) and the browser then
+treats the server as that site; the Host header still carries the page's name, so a server
+that answers only its own names is safe from it.
+"""
+
+import re
+
+from handwritten.errors import HandwrittenError
+
+HEADER_TIMEOUT_S = 10.0  # a client trickling a request's header lines is dropped after this
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def served_hosts(host: str, extra: list[str]) -> list[str]:
+    """The host names a server bound to ``host`` answers for: its own, loopback's if it listens there, and ``extra``."""
+    for name in extra:
+        if name != "*" and not re.fullmatch(r"[A-Za-z0-9._-]+|\[?[0-9A-Fa-f:.]+\]?", name):
+            raise HandwrittenError(
+                f"--allow-host {name!r}: give a host name or address without a scheme, port or path "
+                "(e.g. --allow-host mybox.local), or '*' for any"
+            )
+    if "*" in extra:
+        return ["*"]
+    loopback = host in LOOPBACK_HOSTS or host.startswith("127.") or host in ("0.0.0.0", "::", "")
+    return list(dict.fromkeys([host, *(LOOPBACK_HOSTS if loopback else ()), *extra]))
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header: lowercased, without its port or an IPv6 address's brackets."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class HostCheck:
+    """Answers 400 to a request for a host name the server does not serve.
+
+    A web page elsewhere can point a name of its own at 127.0.0.1 and then call the server as
+    if it were its own site (DNS rebinding); the browser still sends that name as the Host.
+    """
+
+    def __init__(self, app, hosts):
+        self.app = app
+        self.hosts = {host_name(h) for h in hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and "*" not in self.hosts:
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            if host_name(host) not in self.hosts:
+                from starlette.responses import JSONResponse
+
+                message = f"host {host!r} is not served here; start the server with --allow-host NAME to serve another name"
+                await JSONResponse({"error": message}, status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def header_deadline(seconds: float):
+    """uvicorn's HTTP/1.1 protocol (h11), closing a connection whose request headers take over ``seconds``.
+
+    uvicorn closes a connection left idle after a response, but sets no limit on how long a
+    request's headers may take: a client sending them a line at a time, slowly, would hold its
+    connection for ever, and a few hundred such clients all the server's file descriptors.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadline(H11Protocol):
+        deadline = None
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._expect_headers()
+
+        def on_response_complete(self):
+            self._expect_headers()  # first: the next (pipelined) request may be handled inside
+            super().on_response_complete()
+
+        def handle_events(self):
+            cycle = self.cycle
+            super().handle_events()
+            if self.cycle is not cycle:  # a request's headers arrived whole
+                self._stop_waiting()
+
+        def connection_lost(self, exc):
+            self._stop_waiting()
+            super().connection_lost(exc)
+
+        def _expect_headers(self):
+            self._stop_waiting()
+            self.deadline = self.loop.call_later(seconds, self._too_slow)
+
+        def _stop_waiting(self):
+            if self.deadline is not None:
+                self.deadline.cancel()
+                self.deadline = None
+
+        def _too_slow(self):
+            self.deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderDeadline

@@ -1,0 +1,198 @@
+"""The marks on a page: ink split into connected parts, then into one character or a line of them.
+
+Everything here works on the ink mask ``images.normalise`` finds. The number of parts that may
+make up a character or a line is capped (``MAX_MARKS``), and grouping them takes time about
+proportional to their number, so a page of dots or noise is refused with a clear message in a
+fraction of a second instead of being grouped for minutes.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import numpy as np
+
+from handwritten import framing
+
+# A line of characters rarely has more than about 100 parts (broken strokes, dots); a sheet of
+# dots, graph paper or noise has thousands, and nothing useful could be read from it.
+MAX_MARKS = 500
+
+
+def components(mask: np.ndarray, min_size: int = 1) -> tuple[np.ndarray, list[dict]]:
+    """8-connected components of at least ``min_size`` pixels: labels and, per component, size, box and border contact.
+
+    ``labels`` numbers every component, the smaller ones too; only the list leaves them out
+    (a noisy photo has tens of thousands of specks, each not worth a Python object).
+    """
+    cv2 = framing.opencv()
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(
+        np.ascontiguousarray(mask, dtype=bool).view(np.uint8), connectivity=8, ltype=cv2.CV_32S
+    )
+    n -= 1  # label 0 is the background
+    if n == 0:
+        return labels, []
+    h, w = mask.shape
+    contact = np.max([
+        np.bincount(labels[0], minlength=n + 1) / w, np.bincount(labels[-1], minlength=n + 1) / w,
+        np.bincount(labels[:, 0], minlength=n + 1) / h, np.bincount(labels[:, -1], minlength=n + 1) / h,
+    ], axis=0)
+    comps = []
+    for i in np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_size):
+        if i == 0:
+            continue
+        x, y, bw, bh, size = stats[i].tolist()
+        comps.append({
+            "label": int(i), "size": size, "box": [x, y, x + bw, y + bh],
+            "border": bool(contact[i] > 0), "contact": float(contact[i]),
+        })
+    return labels, comps
+
+
+def _union(boxes) -> list[int]:
+    return [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+
+
+def _drop_edges(comps: list[dict], shape: tuple[int, int]) -> list[dict]:
+    """Without paper edges, table and shadows: parts that run along a border or cover a quarter of the image."""
+    area = shape[0] * shape[1]
+    keep = [c for c in comps if not (c["border"] and (c["contact"] >= 0.25 or c["size"] > 0.25 * area))]
+    return keep or comps
+
+
+def _too_many(label: str, what: str, n: int):
+    from handwritten.errors import TooManyMarks
+
+    return TooManyMarks(f"{label}: too many separate marks for {what}: {n} (at most {MAX_MARKS})")
+
+
+def select_character(labels: np.ndarray, comps: list[dict], label: str = "image") -> np.ndarray:
+    """The mask of the one character: the largest part and the parts near it; specks and edges dropped.
+
+    A part joins when its gap to the character's box is at most 0.35 of the box's longer side,
+    and each part that joins widens the box and so the reach: the character is the smallest set
+    of parts closed under that rule, whatever order they are looked at in.
+
+    Raises:
+        HandwrittenError: more than ``MAX_MARKS`` parts that could belong to it; ``NoInk`` (one
+            of them) when there is no ink.
+    """
+    from handwritten.errors import NoInk
+
+    pool = _drop_edges([c for c in comps if c["size"] >= 3], labels.shape)
+    if not pool:
+        raise NoInk(f"{label}: no ink found (a blank page, or too little contrast)")
+    main = max(pool, key=lambda c: c["size"])
+    rest = [c for c in pool if c is not main and c["size"] >= 0.015 * main["size"]]
+    if len(rest) + 1 > MAX_MARKS:
+        raise _too_many(label, "one character", len(rest) + 1)
+    boxes = np.array([c["box"] for c in rest], np.int64).reshape(-1, 4)
+    box, chosen = list(main["box"]), np.zeros(len(rest), bool)
+    while True:  # parts near the character (an i's dot, a broken stroke) join it
+        reach = 0.35 * max(box[2] - box[0], box[3] - box[1])
+        dx = np.maximum(np.maximum(boxes[:, 0] - box[2], box[0] - boxes[:, 2]), 0)
+        dy = np.maximum(np.maximum(boxes[:, 1] - box[3], box[1] - boxes[:, 3]), 0)
+        near = ~chosen & (np.hypot(dx, dy) <= reach)
+        if not near.any():
+            break
+        chosen |= near
+        box = _union([box, *boxes[near].tolist()])
+    member = np.zeros(int(labels.max()) + 1, bool)
+    member[[main["label"]] + [c["label"] for c, k in zip(rest, chosen) if k]] = True
+    return member[labels]
+
+
+def _same_character(a: list[int], b: list[int]) -> bool:
+    """Whether two boxes overlap horizontally by at least half the narrower one's width."""
+    return min(a[2], b[2]) - max(a[0], b[0]) >= 0.5 * min(a[2] - a[0], b[2] - b[0])
+
+
+def group_overlapping(boxes: list[list[int]]) -> list[list[int]]:
+    """Indices of ``boxes`` (sorted by x0) grouped into characters, left to right by x0.
+
+    The same groups as merging the first pair of groups, in x0 order, whose union boxes overlap
+    by half the narrower width, and starting over, until no pair does; in time about
+    proportional to the number of boxes on a line, not to its cube. Groups stay sorted by x0,
+    so a group can only overlap the later ones that start before it ends, and after a merge
+    only the earlier groups reaching past the grown group's start can have become its partners.
+    """
+    groups = [[k] for k in range(len(boxes))]
+    spans = [list(b) for b in boxes]  # each group's union box
+    reach: list[int] = []  # reach[k]: the furthest right any of groups 0..k ends; kept for k < i
+    i = 0
+    while i < len(groups):
+        j = i + 1
+        while j < len(groups) and spans[j][0] < spans[i][2] and not _same_character(spans[i], spans[j]):
+            j += 1
+        if j == len(groups) or spans[j][0] >= spans[i][2]:  # no partner for group i
+            reach.append(max(reach[-1], spans[i][2]) if reach else spans[i][2])
+            i += 1
+            continue
+        groups[i] += groups.pop(j)
+        spans[i] = _union([spans[i], spans.pop(j)])
+        first = bisect.bisect_right(reach, spans[i][0])  # the first earlier group that reaches into group i
+        back = next((k for k in range(first, i) if _same_character(spans[k], spans[i])), None)
+        if back is not None:  # merged first when starting over: group i joins it on the next step
+            i = back
+            del reach[back:]
+    return groups
+
+
+def line_characters(labels: np.ndarray, comps: list[dict], label: str = "image") -> tuple[np.ndarray, list[dict]]:
+    """The characters of a line: parts grouped where they overlap horizontally; specks and edges dropped.
+
+    Returns:
+        ``(groups, characters)``: ``groups`` numbers each pixel with its character, 1 for the
+        leftmost, 0 outside all of them; per character, left to right, ``box`` [x0, y0, x1, y1]
+        and ``space_before`` (a gap much wider than the typical gap comes before it).
+
+    Raises:
+        HandwrittenError: more than ``MAX_MARKS`` parts; ``NoInk`` (one of them) when there is no ink.
+    """
+    from handwritten.errors import NoInk
+
+    comps = _drop_edges([c for c in comps if c["size"] >= 3], labels.shape)
+    if not comps:
+        raise NoInk(f"{label}: no ink found (a blank page, or too little contrast)")
+    typical = float(np.median([c["size"] for c in comps]))
+    comps = sorted((c for c in comps if c["size"] >= 0.03 * typical), key=lambda c: c["box"][0])
+    if len(comps) > MAX_MARKS:
+        raise _too_many(label, "a line", len(comps))
+
+    groups = [[comps[k] for k in g] for g in group_overlapping([c["box"] for c in comps])]
+    boxes = [_union([c["box"] for c in g]) for g in groups]
+    order = sorted(range(len(groups)), key=lambda i: (boxes[i][0] + boxes[i][2]) / 2)
+    groups, boxes = [groups[i] for i in order], [boxes[i] for i in order]
+    gaps = [boxes[i + 1][0] - boxes[i][2] for i in range(len(boxes) - 1)]
+    height = float(np.median([b[3] - b[1] for b in boxes]))
+    typical_gap = float(np.median(np.clip(gaps, 0, None))) if gaps else 0.0
+    wide = max(2.5 * typical_gap, typical_gap + 0.5 * height)
+    number = np.zeros(int(labels.max()) + 1, np.int32)
+    for k, g in enumerate(groups, start=1):
+        number[[c["label"] for c in g]] = k
+    characters = [{"box": b, "space_before": bool(i > 0 and gaps[i - 1] > wide)} for i, b in enumerate(boxes)]
+    return number[labels], characters
+
+
+def segment_line(source, name: str | None = None, max_pixels: int | None = None) -> tuple[np.ndarray, list[dict]]:
+    """Find the characters of a line written left to right.
+
+    Connected components are grouped into characters when they overlap horizontally by at least
+    half the narrower one's width (an i's or j's dot above its stem, a stroke broken in two);
+    specks and paper edges are dropped. A space goes before a character whose gap from the
+    previous one is much wider than the typical gap.
+
+    Returns:
+        ``(ink, characters)``: the normalised ink image and, left to right, per character a dict
+        with ``mask`` (bool, the size of ``ink``), ``box`` [x0, y0, x1, y1] in the input
+        image's pixels, and ``space_before`` (bool).
+
+    Raises:
+        HandwrittenError: naming the image, when it cannot be read, holds no ink, or holds more
+            than ``MAX_MARKS`` separate marks.
+    """
+    from handwritten import images
+
+    ink, groups, characters = images.find_line(source, name, max_pixels or images.MAX_PIXELS)
+    return ink, [{"mask": groups == k, **c} for k, c in enumerate(characters, start=1)]

@@ -1,0 +1,75 @@
+"""What a path named by the user really is, said plainly before anything opens it.
+
+``Path.is_file()`` answers False for a missing file, a folder, a FIFO and a symbolic link
+loop alike, so a check built on it reports all four as "not found". Opening a FIFO for
+reading blocks until something writes to it, so a FIFO must be refused before ``open``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from handwritten.errors import DataError
+
+KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+def _stat(path: Path) -> tuple[os.stat_result | None, str | None]:
+    """``path``'s stat (links followed), or None and what stopped it."""
+    try:
+        return path.stat(), None
+    except FileNotFoundError:
+        if path.is_symlink():
+            return None, f"is a symbolic link to {os.readlink(path)}, which does not exist"
+        return None, "not found"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, "is a symbolic link loop"
+        if exc.errno == errno.ENOTDIR:
+            return None, "not found (a part of the path is a file, not a folder)"
+        return None, f"cannot be read ({exc.strerror})"
+
+
+def file_problem(path: str | os.PathLike, what: str = "file") -> str | None:
+    """Why ``path`` cannot be read as a regular file, as the end of a message; None when it can."""
+    path = Path(path)
+    st, problem = _stat(path)
+    if problem == "not found":
+        return f"{what} not found"
+    if problem:
+        return problem
+    if stat.S_ISDIR(st.st_mode):
+        return f"is a folder, not a {what}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"is not a regular file ({KINDS.get(stat.S_IFMT(st.st_mode), 'of an unknown kind')})"
+    return None
+
+
+def folder_problem(path: str | os.PathLike, what: str = "folder") -> str | None:
+    """Why ``path`` is not a folder, as the end of a message; None when it is one."""
+    path = Path(path)
+    st, problem = _stat(path)
+    if problem == "not found":
+        return f"{what} not found"
+    if problem:
+        return problem
+    if not stat.S_ISDIR(st.st_mode):
+        kind = "a file" if stat.S_ISREG(st.st_mode) else KINDS.get(stat.S_IFMT(st.st_mode), "not a file")
+        return f"is {kind}, not a {what}"
+    return None
+
+
+def check_file(path: str | os.PathLike, what: str = "file", error: type[Exception] = DataError) -> Path:
+    """``path`` as a Path when it is a regular file (or a link to one); ``error`` saying what it is otherwise."""
+    problem = file_problem(path, what)
+    if problem:
+        raise error(f"{path}: {problem}")
+    return Path(path)

@@ -1,0 +1,153 @@
+"""What a request to the server brings: its body read with a size cap and a time limit, and the image in it.
+
+Bodies are read in chunks up to a limit, whether or not a Content-Length is sent, and a client
+that stops sending half-way is dropped after ``READ_TIMEOUT_S``. Images are checked for their
+pixel count before they are decoded and must be one of ``images.FORMATS``. Every fault is a
+:class:`RequestError` carrying the 4xx status to answer with.
+"""
+
+import asyncio
+import io
+
+from handwritten.errors import HandwrittenError
+from handwritten.images import FORMATS, check_not_document
+
+READ_TIMEOUT_S = 30.0  # a client that stops sending half-way through a body is dropped after this
+MULTIPART_SLACK = 64_000  # room for a multipart body's headers and boundaries around the file
+
+
+class RequestError(HandwrittenError):
+    """A bad request: the HTTP status to answer with and a message for the client."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def open_image(data: bytes, max_pixels: int):
+    """Decode an uploaded image fully, refusing non-images, truncated files and oversized ones."""
+    from PIL import Image
+
+    try:
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise RequestError(413, f"image too large: {exc}") from None
+    except Exception:  # Pillow raises several types for bytes it cannot identify.
+        try:
+            check_not_document(data[:8], "body")
+        except HandwrittenError as exc:
+            raise RequestError(400, str(exc)) from None
+        raise RequestError(
+            400, f"body is not an image: {len(data)} bytes that are not {', '.join(FORMATS)}"
+        ) from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise RequestError(
+            413,
+            f"image too large: {width}x{height} is {width * height / 1e6:.1f} megapixels; "
+            f"the limit is {max_pixels / 1e6:g} megapixels",
+        )
+    from handwritten.images import _draft
+
+    _draft(image)  # a large JPEG decodes at a fraction of its size; images.load_grey scales its boxes back
+    if image.size != (width, height):
+        image.info["full_size"] = (width, height)
+    try:
+        image.load()
+    except Exception as exc:  # truncated or corrupt data surfaces as OSError, SyntaxError, ValueError...
+        raise RequestError(400, f"{image.format} image could not be decoded (truncated or corrupt?): {exc}") from None
+    return image
+
+
+def frame_upload(data: bytes, recognizer, max_pixels: int):
+    """Decode an upload and frame it as the model's training images are framed: uint8 28x28."""
+    from handwritten.images import preprocess
+
+    image = open_image(data, max_pixels)
+    return preprocess(image, recognizer.framing, name="image", max_pixels=max_pixels)
+
+
+def examine_upload(data: bytes, recognizer, max_pixels: int):
+    """Decode an upload, frame it and measure whether it holds a character: ``(uint8 28x28, cues)``.
+
+    A blank image gives ``(None, None)`` where :func:`frame_upload` raises; the cues are
+    ``handwritten.rejection``'s.
+    """
+    from handwritten.rejection import examine
+
+    return examine(open_image(data, max_pixels), recognizer.framing, "image", max_pixels)
+
+
+def read_line_upload(data: bytes, recognizer, max_pixels: int, top: int, charset: str | None = None) -> dict:
+    """Decode an upload and read the line of characters in it (see ``Recognizer.read_line``)."""
+    return recognizer.read_line(open_image(data, max_pixels), top=top, name="image", charset=charset)
+
+
+async def read_upload(request, max_bytes: int, timeout: float = READ_TIMEOUT_S) -> bytes:
+    """The image bytes of a request: a raw body, or the file of a multipart upload."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    multipart = media == "multipart/form-data"
+    if not (multipart or media in ("", "application/octet-stream") or media.startswith("image/")):
+        raise RequestError(
+            415,
+            f"content type {media!r} is not accepted: send the image as the body (image/png, image/jpeg, "
+            "application/octet-stream) or as a multipart/form-data upload in field 'file'",
+        )
+    limit = max_bytes + (MULTIPART_SLACK if multipart else 0)
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise RequestError(413, f"body too large: {int(length)} bytes; the limit is {max_bytes} bytes")
+    try:
+        body = await asyncio.wait_for(_read_capped(request, limit, max_bytes), timeout)
+    except asyncio.TimeoutError:
+        raise RequestError(408, f"body not received within {timeout:g} s") from None
+    if multipart:
+        body = await _multipart_file(request.scope, body)
+    if not body:
+        raise RequestError(400, "empty body: send an image (PNG, JPEG, ...) as the body or in field 'file'")
+    if len(body) > max_bytes:
+        raise RequestError(413, f"image too large: {len(body)} bytes; the limit is {max_bytes} bytes")
+    return body
+
+
+async def _read_capped(request, limit: int, max_bytes: int) -> bytes:
+    from starlette.requests import ClientDisconnect
+
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(413, f"body too large: over {max_bytes} bytes, the limit")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise RequestError(400, "the client disconnected before sending the whole body") from None
+    return b"".join(chunks)
+
+
+async def _multipart_file(scope, body: bytes) -> bytes:
+    """The file in a multipart body already read (and size-checked) into memory."""
+    from starlette.datastructures import UploadFile
+    from starlette.requests import Request
+
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(scope, receive).form(max_files=4, max_fields=16)
+    except Exception as exc:  # the multipart parser's errors all mean a malformed body
+        raise RequestError(400, f"malformed multipart body: {getattr(exc, 'detail', exc)}") from None
+    try:
+        files = [value for key, value in form.multi_items() if isinstance(value, UploadFile)]
+        files.sort(key=lambda f: f is not form.get("file"))  # field 'file' first, else the first file
+        if not files:
+            raise RequestError(422, "multipart body has no file: send the image in field 'file'")
+        return await files[0].read()
+    finally:
+        await form.close()

@@ -1,0 +1,172 @@
+"""The line as context (``handwritten.context``): case from height, digits or letters from the word.
+
+The rules are checked on made-up boxes and probabilities, no model needed; one test reads a
+generated, sloped line end to end with the model's answers fixed, so only the line decides.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from handwritten import context, emnist
+
+MAPPING = emnist.SPLITS["byclass"].mapping
+
+
+def probs(*rows: dict) -> np.ndarray:
+    """One row per character: the given probabilities, the rest spread thinly over the other classes."""
+    out = np.full((len(rows), len(MAPPING)), 1e-4)
+    for i, row in enumerate(rows):
+        for ch, p in row.items():
+            out[i, MAPPING.index(ch)] = p
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def read(p: np.ndarray) -> str:
+    return "".join(MAPPING[k] for k in p.argmax(axis=1))
+
+
+def boxes_on(baseline, *spans: tuple[int, int]) -> list[list[int]]:
+    """Boxes 50 px wide, 20 px apart, each ``(top, bottom)`` above ``baseline(x)`` (a function of x)."""
+    out = []
+    for i, (top, bottom) in enumerate(spans):
+        x0 = 20 + 70 * i
+        base = baseline(x0 + 25)
+        out.append([x0, round(base - top), x0 + 50, round(base - bottom)])
+    return out
+
+
+def flat(x):
+    return 300.0
+
+
+TALL, SMALL, DESCENDER = (100, 0), (60, 0), (60, -35)
+
+
+def test_same_shape_letters_take_their_case_from_their_height():
+    p = probs({"H": 0.99}, {"O": 0.45, "o": 0.55}, {"O": 0.55, "o": 0.45}, {"x": 0.45, "X": 0.55}, {"a": 0.95})
+    boxes = boxes_on(flat, TALL, TALL, SMALL, SMALL, SMALL)
+    assert read(p) == "HoOXa"
+    assert read(context.apply(p, boxes, [False] * 5, MAPPING)) == "HOoxa"
+
+
+def test_p_and_y_are_measured_from_the_baseline_not_by_their_box():
+    # A small p is as tall a box as a P, but it hangs below the line; its top is at the x-height.
+    p = probs({"a": 0.95}, {"P": 0.6, "p": 0.4}, {"e": 0.95}, {"Y": 0.6, "y": 0.4}, {"T": 0.95})
+    boxes = boxes_on(flat, SMALL, DESCENDER, SMALL, DESCENDER, TALL)
+    assert read(context.apply(p, boxes, [False] * 5, MAPPING)) == "apeyT"
+    capitals = boxes_on(flat, TALL, TALL, TALL, TALL, TALL)
+    q = probs({"A": 0.95}, {"P": 0.4, "p": 0.6}, {"E": 0.95}, {"Y": 0.4, "y": 0.6}, {"T": 0.95})
+    assert read(context.apply(q, capitals, [False] * 5, MAPPING)) == "APEYT"
+
+
+def test_height_is_measured_along_a_sloped_line():
+    # Rising 0.4 px per px: the last, small s sits higher on the page than the first capitals' tops.
+    def sloped(x):
+        return 400.0 - 0.4 * x
+
+    p = probs({"B": 0.99}, {"D": 0.99}, {"a": 0.95}, {"S": 0.6, "s": 0.4}, {"S": 0.6, "s": 0.4}, {"R": 0.99})
+    boxes = boxes_on(sloped, TALL, TALL, SMALL, SMALL, TALL, TALL)
+    assert boxes[3][1] < boxes[0][1]
+    assert read(context.apply(p, boxes, [False] * 6, MAPPING)) == "BDasSR"
+
+
+def test_a_confident_answer_is_never_overridden():
+    p = probs({"H": 0.99}, {"o": 0.97, "O": 0.01}, {"A": 0.9, "4": 0.06}, {"1": 0.99}, {"2": 0.99})
+    boxes = boxes_on(flat, TALL, TALL, TALL, TALL, TALL)
+    assert read(context.apply(p, boxes, [False, False, True, False, False], MAPPING)) == "HoA12"
+
+
+def test_without_references_height_decides_nothing():
+    p = probs({"O": 0.55, "o": 0.45}, {"x": 0.55, "X": 0.45})  # no letter whose height is known
+    assert read(context.apply(p, boxes_on(flat, TALL, SMALL), [False, False], MAPPING)) == "Ox"
+    one = probs({"O": 0.45, "o": 0.55})
+    assert read(context.apply(one, boxes_on(flat, TALL), [False], MAPPING)) == "o"
+
+
+@pytest.mark.parametrize("word, ambiguous, as_digit", [
+    ("1?3", {"O": 0.55, "0": 0.44}, "0"), ("4?", {"l": 0.5, "1": 0.3, "I": 0.2}, "1"),
+    ("?99", {"S": 0.6, "5": 0.4}, "5"), ("7?", {"Z": 0.55, "2": 0.4}, "2"), ("3?0", {"B": 0.6, "8": 0.4}, "8"),
+    ("2?", {"g": 0.6, "9": 0.35}, "9"),
+])
+def test_a_run_of_digits_takes_the_digit(word, ambiguous, as_digit):
+    rows = [ambiguous if c == "?" else {c: 0.97} for c in word]
+    boxes = boxes_on(flat, *[TALL] * len(word))
+    assert read(context.apply(probs(*rows), boxes, [False] * len(word), MAPPING)) == word.replace("?", as_digit)
+
+
+def test_a_run_of_letters_takes_the_letter_and_words_are_apart():
+    rows = [{"H": 0.97}, {"0": 0.55, "O": 0.44}, {"T": 0.97}, {"1": 0.97}, {"O": 0.55, "0": 0.44}, {"7": 0.97}]
+    spaces = [False, False, False, True, False, False]
+    out = context.apply(probs(*rows), boxes_on(flat, *[TALL] * 6), spaces, MAPPING)
+    assert read(out) == "HOT107"
+    np.testing.assert_allclose(out.sum(axis=1), 1)
+
+
+def test_classes_outside_a_charset_stay_out():
+    from handwritten import charset
+
+    allowed = charset.classes("upper", MAPPING)
+    p = charset.restrict(probs({"H": 0.9, "h": 0.05}, {"o": 0.6, "O": 0.3}, {"x": 0.6, "X": 0.3}), allowed)
+    out = context.apply(p, boxes_on(flat, TALL, SMALL, SMALL), [False] * 3, MAPPING)
+    outside = np.setdiff1d(np.arange(len(MAPPING)), allowed)
+    assert np.all(out[:, outside] == 0) and read(out) == "HOX"
+    np.testing.assert_allclose(out.sum(axis=1), 1)
+
+
+def test_words_split_at_spaces():
+    assert context.words([False, False, True, False, True]) == [[0, 1], [2, 3], [4]]
+    assert context.words([]) == []
+
+
+# ---------------------------------------------------------------- a generated line, end to end
+
+
+def sloped_line(text: str, gaps: list[int], degrees: float) -> np.ndarray:
+    """``text`` typeset glyph by glyph on one baseline, ``gaps[i]`` px after glyph i, rotated a little: a photo's slope."""
+    from test_images import font
+
+    face = font(110)
+    widths = [face.getbbox(c)[2] - face.getbbox(c)[0] for c in text]
+    im = Image.new("L", (sum(widths) + sum(gaps) + 160, 260), 255)
+    draw, x = ImageDraw.Draw(im), 60
+    for ch, w, gap in zip(text, widths, gaps + [0]):
+        draw.text((x - face.getbbox(ch)[0], 190), ch, fill=20, font=face, anchor="ls")
+        x += w + gap
+    return np.asarray(im.rotate(degrees, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255))
+
+
+def test_a_sloped_line_with_uneven_gaps_keeps_its_order_and_space():
+    from handwritten import images
+
+    line = sloped_line("AB3x7K", gaps=[12, 30, 140, 18, 40], degrees=5)
+    _, _, parts = images.find_line(line, name="sloped.png")
+    assert len(parts) == 6
+    assert [p["space_before"] for p in parts] == [False, False, False, True, False, False]
+    assert [p["box"][0] for p in parts] == sorted(p["box"][0] for p in parts)
+
+
+def test_read_line_uses_the_line_when_the_model_cannot_tell(trained_model, monkeypatch):
+    from handwritten.predict import Recognizer
+
+    r = Recognizer(trained_model)
+    # The model's answers are fixed, each close between the two cases: only the line can decide.
+    fixed = probs({"H": 0.98}, {"O": 0.45, "o": 0.55}, {"O": 0.55, "o": 0.45}, {"X": 0.55, "x": 0.45}, {"e": 0.98})
+    monkeypatch.setattr(r, "predict_arrays", lambda x: fixed[: len(x)])
+    line = sloped_line("HOoxe", gaps=[20, 35, 15, 25], degrees=-4)
+    alone = r.read_line(line, context=False)
+    assert alone["text"] == "HoOXe"
+    result = r.read_line(line, top=len(MAPPING))
+    assert result["text"] == "HOoxe"
+    for c in result["characters"]:
+        assert c["top"][0] == [c["character"], c["probability"]]
+        assert abs(sum(p for _, p in c["top"]) - 1) < 1e-6
+
+
+def test_only_neighbours_the_model_is_sure_of_make_a_run():
+    # Two unsure letters (each as likely a digit) and one sure digit: the run is digits.
+    rows = [{"q": 0.55, "9": 0.4}, {"b": 0.6, "6": 0.35}, {"3": 0.99}, {"Z": 0.55, "2": 0.42}]
+    out = context.apply(probs(*rows), boxes_on(flat, *[TALL] * 4), [False] * 4, MAPPING)
+    assert read(out) == "9632"
