@@ -92,6 +92,23 @@ def server_lines() -> list[str]:
     ]
 
 
+def rejection_lines() -> list[str]:
+    r = newest("rejection", lambda r: not r.get("quick")) or newest("rejection")
+    if r is None:
+        return ["- Not a character: not measured yet (`python benchmarks/bench_rejection.py`)."]
+    d = r["details"]
+    neg, real = d["negatives"], d.get("real")
+    mode = " (quick mode)" if r.get("quick") else ""
+    line = (f"- Not a character{mode}, {d['model']}: **{neg['rejected'] / neg['images']:.0%}** of {neg['images']} "
+            "generated non-characters (blank pages, specks, noise, scribbles, shapes, crossed-out marks, several "
+            "characters, textures) answered `character: null` (target >= 90%)")
+    if real:
+        line += (f"; **{real['share_rejected']:.0%}** of {real['images']} real handwritten characters rejected "
+                 f"(target <= 5%), {real['unsure']} marked unsure")
+    line += (f". Calibration error on the sample's test part {d['calibration_error_uncalibrated']:.4f} before "
+             f"temperature scaling, **{d['calibration_error']:.4f}** after (temperature {d['temperature']:.2f}). "
+             f"Measured {r['date'][:10]} on {_machine(r['machine'])}; `python benchmarks/bench_rejection.py` reruns it.")
+    return [line]
 def _shares(parts: dict) -> str:
     return ", ".join(f"{name} {part['share']:.0%}" for name, part in parts.items() if part["of"])
 
@@ -146,7 +163,8 @@ def speed_lines() -> list[str]:
 
 def block() -> str:
     lines = [START, "", "Fashion-MNIST is a real data set but not EMNIST; these are not EMNIST results.", ""]
-    lines += fashion_lines() + server_lines() + speed_lines() + real_handwriting_lines() + teach_lines()
+    lines += (fashion_lines() + server_lines() + speed_lines() + real_handwriting_lines() + teach_lines()
+              + rejection_lines())
     lines += ["", END]
     return "\n".join(lines)
 

@@ -27,7 +27,7 @@ import readme_figures
 
 # In the order; each is benchmarks/bench_<name>.py.
 BENCHMARKS = ["loading", "training", "time_to_accuracy", "inference", "server", "speed", "growth", "real_handwriting",
-              "teach"]
+              "teach", "rejection"]
 TITLES = {
     "loading": "Loading a byclass-sized set",
     "training": "Training throughput",
@@ -36,6 +36,7 @@ TITLES = {
     "server": "Server",
     "speed": "Speed: preparing images; server against a bare endpoint",
     "growth": "Growth with data size",
+    "rejection": "Not a character, and calibration",
     "real_handwriting": "Real handwriting (offline sample)",
     "teach": "Teaching a new hand",
 }

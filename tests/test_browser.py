@@ -155,7 +155,10 @@ def shown_bars(page) -> list[dict]:
 
 def check_shows(page, expected: dict) -> None:
     """The page shows ``expected`` (the API's answer): character, five bars, the 28x28 image."""
-    assert page.inner_text("#prediction") == expected["character"]
+    assert page.inner_text("#prediction") == expected["character"] + ("?" if expected["unsure"] else "")
+    assert page.get_attribute("#prediction", "data-unsure") == str(expected["unsure"]).lower()
+    verdict = page.inner_text("#verdict")
+    assert verdict.startswith("? ") if expected["unsure"] else verdict == ""
     bars = shown_bars(page)
     assert [b["character"] for b in bars] == [c["character"] for c in expected["top"]]
     assert len(bars) == 5
@@ -219,6 +222,35 @@ def test_draw_upload_clear_and_read_a_line(page, server, tmp_path):
     assert shown == [c["character"] for c in expected["characters"]]
 
 
+def scribble(cx: float, cy: float, size: float) -> list[list[tuple[float, float]]]:
+    """One tangled stroke going round and back across a square of ``size`` px: no character."""
+    import math
+
+    return [[(cx + size / 2 * math.sin(2 * math.pi * 6.3 * t / 200 + 0.5) * math.cos(2 * math.pi * 1.7 * t / 200),
+              cy + size / 2 * math.sin(2 * math.pi * 9.1 * t / 200)) for t in range(201)]]
+
+
+@pytest.mark.slow
+def test_blank_and_scribbled_canvases_show_not_a_character(page, server, tmp_path):
+    # A blank page uploaded: answered, not an error, and shown as no character.
+    blank = tmp_path / "blank.png"
+    Image.new("L", (280, 280), 255).save(blank)
+    page.set_input_files("#file", str(blank))
+    settle(page)
+    assert "not a character" in page.inner_text("#verdict") and "no ink" in page.inner_text("#verdict")
+    assert page.get_attribute("#prediction", "data-unsure") == "true"
+    assert page.get_attribute("#prediction", "data-character") == ""
+    assert page.inner_text("#status") == "" and page.get_attribute("#seen", "src") is None
+
+    # A scribble drawn with the mouse: not a character, with the reason.
+    page.click("#clear")
+    strokes(page, scribble(140, 140, 200))
+    settle(page)
+    expected = api(server, "/api/predict?top=5", canvas_png(page))
+    assert expected["character"] is None and expected["unsure"] is True
+    assert page.inner_text("#verdict") == f"not a character: {expected['reason']}"
+    assert page.inner_text("#prediction") == "\u2014"
+    assert page.get_attribute("#prediction", "data-character") == ""
 @pytest.mark.slow
 def test_the_charset_chosen_goes_with_the_request_and_bounds_the_answer(page, server):
     sent = []

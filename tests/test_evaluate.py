@@ -79,19 +79,20 @@ def test_report_is_one_self_contained_page(capsys, trained_model, sample_dir, tm
     assert code == 0
     assert json.loads(out)["report"] == str(folder / "report.html")
     assert sorted(p.name for p in folder.glob("*.html")) == ["report.html"]
-    for name in ("curves", "confusion", "per_class", "misclassified"):
+    for name in ("curves", "confusion", "per_class", "misclassified", "reliability", "coverage"):
         assert Image.open(folder / f"{name}.png").format == "PNG"
     page = (folder / "report.html").read_text()
     # Every picture is inside the page, and nothing is fetched from elsewhere.
     uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(uris) == 4
+    assert len(uris) == 6
     for uri in uris:
         assert Image.open(io.BytesIO(base64.b64decode(uri))).size[0] > 300
     assert not re.search(r'(src|href)="(?!data:)', page)
-    for section in ("curves", "confusion", "per_class", "misclassified"):
+    for section in ("curves", "confusion", "per_class", "misclassified", "reliability", "coverage"):
         assert f'<section id="{section}">' in page
     assert "Training curves" in page and "Confusion matrix" in page and "Misclassified test images" in page
     assert "not an EMNIST result" in page
+    assert "calibration error (15 bins)" in page and "Withholding unsure answers" in page
     history = _history(read_meta(trained_model))
     assert "loss" in history and len(history["loss"]) >= 1  # so the curves plot has data to draw
 

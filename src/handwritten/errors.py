@@ -11,3 +11,17 @@ class HandwrittenError(Exception):
 
 class DataError(HandwrittenError):
     """A data file or folder that cannot be used as it is."""
+
+
+class NoInk(HandwrittenError):
+    """An image that holds nothing to read: a blank page, or too little contrast.
+
+    Reading one character, this is an answer ("not a character"), not a failure.
+    """
+
+
+class TooManyMarks(HandwrittenError):
+    """An image in more separate marks than a character or a line has: a sheet of dots, noise.
+
+    Reading one character, this too is an answer ("not a character"), given before the marks are grouped.
+    """

@@ -2,7 +2,8 @@
 
 Prints accuracy, top-3 accuracy, case-insensitive accuracy (for models with upper and lower
 case: byclass confuses c/C, o/O, s/S ... by design), the worst classes and the most-confused
-pairs; ``--json`` prints them as one object; ``--report DIR`` adds plots and one HTML page
+pairs, and how well the probabilities are calibrated (the expected calibration error, 15 bins,
+with the model's stored temperature and without it); ``--json`` prints them as one object; ``--report DIR`` adds plots and one HTML page
 (``handwritten.report``). Keras and ONNX models are both accepted.
 """
 
@@ -14,7 +15,7 @@ import time
 
 import numpy as np
 
-from handwritten import emnist
+from handwritten import calibration, emnist
 from handwritten.errors import HandwrittenError
 from handwritten.limits import MAX_BATCH, check_number
 from handwritten.paths import folder_problem
@@ -105,9 +106,16 @@ def evaluate(model, data=None, split: str | None = None, batch_size: int = 256) 
     if len(x) == 0:
         raise HandwrittenError(f"{dataset.folder}: the test part has no images")
     start = time.perf_counter()
-    probs = recognizer.predict_arrays(x, batch_size=batch_size)
+    raw = recognizer.predict_arrays(x, batch_size=batch_size, calibrated=False)
     seconds = time.perf_counter() - start
+    probs = calibration.apply_temperature(raw, recognizer.temperature)
     summary = metrics(probs, y, recognizer.mapping)
+    summary.update(
+        temperature=recognizer.temperature,
+        calibration_error=calibration.expected_calibration_error(probs, y),
+        calibration_error_uncalibrated=calibration.expected_calibration_error(raw, y),
+        confident=calibration.kept_at(probs, y, recognizer.min_confidence),
+    )
     if recognizer.mapping != dataset.mapping:
         summary["warning"] = f"the model's characters {recognizer.mapping!r} differ from the data's {dataset.mapping!r}"
     summary.update(
@@ -120,7 +128,8 @@ def evaluate(model, data=None, split: str | None = None, batch_size: int = 256) 
         seconds=round(seconds, 3),
         images_per_second=round(len(x) / seconds, 1) if seconds > 0 else None,
     )
-    return summary, {"x": x, "y": y, "probs": probs, "meta": recognizer.meta, "mapping": recognizer.mapping}
+    return summary, {"x": x, "y": y, "probs": probs, "raw_probs": raw, "meta": recognizer.meta,
+                     "mapping": recognizer.mapping}
 
 
 def _print(summary: dict) -> None:
@@ -134,6 +143,12 @@ def _print(summary: dict) -> None:
               f"({summary['case_only_error_share']:.0%} of the errors are upper/lower case only)")
     print("worst classes:   " + ", ".join(f"{w['character']} {w['accuracy']:.0%} (of {w['count']})" for w in summary["worst_classes"]))
     print("most confused:   " + (", ".join(f"{p['true']}->{p['predicted']} {p['count']}x" for p in summary["confused_pairs"][:8]) or "none"))
+    print(f"calibration:     error {summary['calibration_error']:.4f} with temperature {summary['temperature']:.3f}, "
+          f"{summary['calibration_error_uncalibrated']:.4f} without (expected calibration error, 15 bins)")
+    kept = summary["confident"]
+    if kept["accuracy_kept"] is not None:
+        print(f"sure answers:    {kept['kept']:.1%} at probability >= {kept['min_confidence']:g}, "
+              f"{kept['accuracy_kept']:.2%} of them right")
     print(f"speed:           {summary['images_per_second']} images/s")
     if "warning" in summary:
         print(f"warning: {summary['warning']}")

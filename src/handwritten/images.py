@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from handwritten import framing, marks
+from handwritten.marks import segment_line  # noqa: F401  (a mask per character; lives with the marks)
 
 # Re-exported: callers that turn images into model input find the framing functions here too.
 from handwritten.framing import frame, framing_from_meta, measure_framing, model_input  # noqa: F401
@@ -264,9 +265,9 @@ def normalise(g: np.ndarray, label: str = "image") -> tuple[np.ndarray, np.ndarr
     grey, and the ink is the side (darker or lighter) holding more of what stands out from it.
 
     Raises:
-        HandwrittenError: the image has no ink (a blank page).
+        NoInk: the image has no ink (a blank page).
     """
-    from handwritten.errors import HandwrittenError
+    from handwritten.errors import NoInk
 
     g = np.ascontiguousarray(g, dtype=np.float32)
     # A little blur decides what is ink: JPEG noise and single specks fall below the threshold.
@@ -282,7 +283,7 @@ def normalise(g: np.ndarray, label: str = "image") -> tuple[np.ndarray, np.ndarr
     flat = np.maximum(dev - paper, 0)
     level = float(flat.max())
     if level < 0.1:
-        raise HandwrittenError(f"{label}: no ink found (a blank page, or too little contrast)")
+        raise NoInk(f"{label}: no ink found (a blank page, or too little contrast)")
     mask = flat > _otsu(flat, level) * level
     ink = g - background if sign > 0 else background - g
     ink -= paper
@@ -342,7 +343,8 @@ def _halve(g: np.ndarray) -> np.ndarray:
     return cv2.resize(g, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
 
 
-def preprocess(source, framing: dict | None = None, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def preprocess(source, framing: dict | None = None, name: str | None = None, max_pixels: int = MAX_PIXELS,
+               details: bool = False):
     """A person's image of one character as the model's training data looks: uint8 28x28, upright.
 
     Args:
@@ -350,22 +352,29 @@ def preprocess(source, framing: dict | None = None, name: str | None = None, max
         framing: a model's ``meta["framing"]`` (see :func:`framing_from_meta`); EMNIST's by default.
         name: how to name the image in error messages (default: its path, else "image").
         max_pixels: larger images are refused before they are decoded.
+        details: also return what was found (``ink``, ``mask``, ``labels``, ``components``, and
+            ``chosen``: the character's mask), for ``handwritten.rejection``. They are of the
+            image as it was worked on: halved when large (:func:`_halve`), so in pixels of that.
 
     Raises:
-        HandwrittenError: naming the image, when it cannot be read or holds no ink.
+        HandwrittenError: naming the image, when it cannot be read; ``NoInk`` when it holds no ink.
     """
     label = _describe(source, name)
     framing = framing_from_meta({"framing": framing})
     ink, mask = normalise(_halve(load_grey(source, label, max_pixels)[0]), label)
     labels, comps = marks.components(mask, min_size=3)
-    return frame(ink, marks.select_character(labels, comps, label), framing)
+    chosen = marks.select_character(labels, comps, label)
+    framed = frame(ink, chosen, framing)
+    if details:
+        return framed, {"ink": ink, "mask": mask, "labels": labels, "components": comps, "chosen": chosen}
+    return framed
 
 
 # ---------------------------------------------------------------- a line of characters
 
 
 def find_line(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """The characters of a line written left to right, without a mask each (see :func:`segment_line`).
+    """The characters of a line written left to right, without a mask each (see :func:`marks.segment_line`).
 
     Returns:
         ``(ink, groups, characters)``: the normalised ink image; ``groups``, the same size,
@@ -385,26 +394,3 @@ def find_line(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
     for c in characters:
         c["box"] = [int(round(v * factor)) for v in c["box"]]  # in the input's pixels
     return ink, groups, characters
-
-
-def segment_line(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, list[dict]]:
-    """Find the characters of a line written left to right.
-
-    Connected components are grouped into characters when they overlap horizontally by at least
-    half the narrower one's width (an i's or j's dot above its stem, a stroke broken in two);
-    specks and paper edges are dropped. A space goes before a character whose gap from the
-    previous one is much wider than the typical gap.
-
-    Returns:
-        ``(ink, characters)``: the normalised ink image and, left to right, per character a dict
-        with ``mask`` (bool, the size of ``ink``), ``box`` [x0, y0, x1, y1] in the input
-        image's pixels, and ``space_before`` (bool).
-
-    Raises:
-        HandwrittenError: naming the image, when it cannot be read, holds no ink, or holds more
-            than ``marks.MAX_MARKS`` separate marks.
-    """
-    ink, groups, characters = find_line(source, name, max_pixels)
-    return ink, [{"mask": groups == k, **c} for k, c in enumerate(characters, start=1)]
-
-

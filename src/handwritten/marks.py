@@ -62,9 +62,9 @@ def _drop_edges(comps: list[dict], shape: tuple[int, int]) -> list[dict]:
 
 
 def _too_many(label: str, what: str, n: int):
-    from handwritten.errors import HandwrittenError
+    from handwritten.errors import TooManyMarks
 
-    return HandwrittenError(f"{label}: too many separate marks for {what}: {n} (at most {MAX_MARKS})")
+    return TooManyMarks(f"{label}: too many separate marks for {what}: {n} (at most {MAX_MARKS})")
 
 
 def select_character(labels: np.ndarray, comps: list[dict], label: str = "image") -> np.ndarray:
@@ -75,13 +75,14 @@ def select_character(labels: np.ndarray, comps: list[dict], label: str = "image"
     of parts closed under that rule, whatever order they are looked at in.
 
     Raises:
-        HandwrittenError: no ink, or more than ``MAX_MARKS`` parts that could belong to it.
+        HandwrittenError: more than ``MAX_MARKS`` parts that could belong to it; ``NoInk`` (one
+            of them) when there is no ink.
     """
-    from handwritten.errors import HandwrittenError
+    from handwritten.errors import NoInk
 
     pool = _drop_edges([c for c in comps if c["size"] >= 3], labels.shape)
     if not pool:
-        raise HandwrittenError(f"{label}: no ink found (a blank page, or too little contrast)")
+        raise NoInk(f"{label}: no ink found (a blank page, or too little contrast)")
     main = max(pool, key=lambda c: c["size"])
     rest = [c for c in pool if c is not main and c["size"] >= 0.015 * main["size"]]
     if len(rest) + 1 > MAX_MARKS:
@@ -147,13 +148,13 @@ def line_characters(labels: np.ndarray, comps: list[dict], label: str = "image")
         and ``space_before`` (a gap much wider than the typical gap comes before it).
 
     Raises:
-        HandwrittenError: no ink, or more than ``MAX_MARKS`` parts.
+        HandwrittenError: more than ``MAX_MARKS`` parts; ``NoInk`` (one of them) when there is no ink.
     """
-    from handwritten.errors import HandwrittenError
+    from handwritten.errors import NoInk
 
     comps = _drop_edges([c for c in comps if c["size"] >= 3], labels.shape)
     if not comps:
-        raise HandwrittenError(f"{label}: no ink found (a blank page, or too little contrast)")
+        raise NoInk(f"{label}: no ink found (a blank page, or too little contrast)")
     typical = float(np.median([c["size"] for c in comps]))
     comps = sorted((c for c in comps if c["size"] >= 0.03 * typical), key=lambda c: c["box"][0])
     if len(comps) > MAX_MARKS:
@@ -172,3 +173,26 @@ def line_characters(labels: np.ndarray, comps: list[dict], label: str = "image")
         number[[c["label"] for c in g]] = k
     characters = [{"box": b, "space_before": bool(i > 0 and gaps[i - 1] > wide)} for i, b in enumerate(boxes)]
     return number[labels], characters
+
+
+def segment_line(source, name: str | None = None, max_pixels: int | None = None) -> tuple[np.ndarray, list[dict]]:
+    """Find the characters of a line written left to right.
+
+    Connected components are grouped into characters when they overlap horizontally by at least
+    half the narrower one's width (an i's or j's dot above its stem, a stroke broken in two);
+    specks and paper edges are dropped. A space goes before a character whose gap from the
+    previous one is much wider than the typical gap.
+
+    Returns:
+        ``(ink, characters)``: the normalised ink image and, left to right, per character a dict
+        with ``mask`` (bool, the size of ``ink``), ``box`` [x0, y0, x1, y1] in the input
+        image's pixels, and ``space_before`` (bool).
+
+    Raises:
+        HandwrittenError: naming the image, when it cannot be read, holds no ink, or holds more
+            than ``MAX_MARKS`` separate marks.
+    """
+    from handwritten import images
+
+    ink, groups, characters = images.find_line(source, name, max_pixels or images.MAX_PIXELS)
+    return ink, [{"mask": groups == k, **c} for k, c in enumerate(characters, start=1)]

@@ -6,7 +6,7 @@ was framed (``images.preprocess``). The web server uses the same class.
 
     >>> from handwritten.predict import predict
     >>> predict("model_2.keras", ["a.png", "b.jpg"], top=3)
-    [{'image': 'a.png', 'character': 'A', 'probability': 0.97, 'top': [['A', 0.97], ...], ...}, ...]
+    [{'image': 'a.png', 'character': 'A', 'probability': 0.97, 'top': [['A', 0.97], ...], 'unsure': False, ...}, ...]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handwritten import calibration, rejection
 from handwritten import charset as charsets
 from handwritten import images as imgs
 from handwritten.errors import HandwrittenError
@@ -70,9 +71,16 @@ class Recognizer:
         model_path: a ``.h5``, ``.keras`` or ``.onnx`` model written by this package (or a
             ``.h5`` of the original script).
         max_pixels: images with more pixels are refused before they are decoded.
+        min_confidence: answers whose calibrated probability is below this are marked
+            ``unsure`` (default: the model's ``meta["min_confidence"]``, else
+            ``calibration.MIN_CONFIDENCE``, 0.5).
+
+    Probabilities are calibrated with the temperature stored in the model
+    (``meta["temperature"]``, fitted on the validation split after training; 1 when absent).
     """
 
-    def __init__(self, model_path: str | os.PathLike, max_pixels: int = imgs.MAX_PIXELS):
+    def __init__(self, model_path: str | os.PathLike, max_pixels: int = imgs.MAX_PIXELS,
+                 min_confidence: float | None = None):
         self.path = Path(model_path)
         self.max_pixels = max_pixels
         self._lock = threading.Lock()  # one inference at a time on a Keras model shared by server threads
@@ -96,6 +104,12 @@ class Recognizer:
         self.mapping: str = self.meta["mapping"]
         self.framing: dict = imgs.framing_from_meta(self.meta)
         self.orientation: str = self.meta.get("orientation", "upright")
+        self.temperature = float(self.meta.get("temperature") or 1.0)
+        if min_confidence is None:
+            min_confidence = self.meta.get("min_confidence", calibration.MIN_CONFIDENCE)
+        if not 0.0 <= min_confidence <= 1.0:  # NaN fails too
+            raise HandwrittenError(f"min_confidence {min_confidence}: must be a probability between 0 and 1")
+        self.min_confidence = float(min_confidence)
 
     def info(self) -> dict:
         """What the model is: name, classes, mapping, parameter count, test accuracy, and how it frames input."""
@@ -112,6 +126,8 @@ class Recognizer:
             "synthetic": self.meta.get("synthetic"),
             "framing": self.framing,
             "orientation": self.orientation,
+            "temperature": self.temperature,
+            "min_confidence": self.min_confidence,
             "format": self.path.suffix.lstrip("."),
             "runtime": "onnxruntime" if self.runs_onnx else "keras",
         }
@@ -124,14 +140,20 @@ class Recognizer:
     def use_onnx(self, session) -> None:
         """Run the model in ``session`` (onnxruntime) from now on; the Keras model stays loaded, unused.
 
+        The session gives the network's own softmax, as Keras does; the temperature is applied
+        after it in :meth:`predict_arrays` either way.
+
         Raises:
             HandwrittenError: the session's model does not take 28x28 images or give one score per class.
         """
         check_onnx_shapes(self.path, session, len(self.mapping))
         self._session, self._input = session, session.get_inputs()[0].name
 
-    def predict_arrays(self, x_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities ``(N, classes)`` for upright uint8 ``(N, 28, 28)`` images already framed."""
+    def predict_arrays(self, x_uint8: np.ndarray, batch_size: int = 256, calibrated: bool = True) -> np.ndarray:
+        """Class probabilities ``(N, classes)`` for upright uint8 ``(N, 28, 28)`` images already framed.
+
+        ``calibrated=False`` gives the network's own softmax, before temperature scaling.
+        """
         x = np.asarray(x_uint8)
         out = np.zeros((len(x), len(self.mapping)), np.float32)
         for start in range(0, len(x), batch_size):
@@ -141,7 +163,7 @@ class Recognizer:
             else:
                 with self._lock:
                     out[start:start + len(batch)] = np.asarray(self._model(batch, training=False))
-        return out
+        return calibration.apply_temperature(out, self.temperature) if calibrated else out
 
     def classes(self, charset: str | None) -> np.ndarray | None:
         """The class indices a charset allows (see :func:`handwritten.charset.classes`); None for all.
@@ -151,15 +173,33 @@ class Recognizer:
         """
         return charsets.classes(charset, self.mapping)
 
-    def _result(self, name: str, probs: np.ndarray, top: int, allowed: np.ndarray | None = None) -> dict:
-        count = len(self.mapping) if allowed is None else len(allowed)
-        order = np.argsort(-probs, kind="stable")[: max(1, min(top, count))]
-        return {
-            "image": name,
-            "character": self.mapping[order[0]],
-            "probability": float(probs[order[0]]),
+    def answer(self, probs: np.ndarray | None, top: int, cues: dict | None = None, judge: bool = True,
+               allowed: np.ndarray | None = None) -> dict:
+        """What calibrated ``probs`` say about one image: ``character``, ``probability``, ``top``, ``unsure``.
+
+        ``allowed`` (from :meth:`classes`) first restricts ``probs`` to a charset's classes, so
+        the confidence judged and the ``top`` listed are among those only. With ``judge``, the
+        image's ``cues`` (``rejection.measure``; None for an image without ink) and the
+        confidence decide whether it holds a character at all; if not, ``character`` and
+        ``probability`` are None and ``reason`` says why.
+        """
+        if probs is None:
+            order, best = [], None
+        else:
+            probs = charsets.restrict(probs, allowed)
+            count = len(self.mapping) if allowed is None else len(allowed)
+            order = np.argsort(-probs, kind="stable")[: max(1, min(top, count))]
+            best = float(probs[order[0]])
+        why = rejection.judge(cues, best) if judge else None
+        out = {
+            "character": None if why else self.mapping[order[0]],
+            "probability": None if why else best,
             "top": [[self.mapping[k], float(probs[k])] for k in order],
+            "unsure": bool(why) or best < self.min_confidence,
         }
+        if why:
+            out["reason"] = rejection.REASONS[why]
+        return out
 
     def predict(self, images, top: int = 5, names: list[str] | None = None, charset: str | None = None) -> list[dict]:
         """Recognise one character in each image.
@@ -174,9 +214,12 @@ class Recognizer:
                 themselves (see :mod:`handwritten.charset`); None for every class.
 
         Returns:
-            Per image, in order: ``image``, ``character``, ``probability``, ``top``
-            ([[character, probability], ...]) and ``input`` (the uint8 28x28 upright image the
-            model saw); or ``image`` and ``error`` for an image that could not be read.
+            Per image, in order: ``image``, ``character``, ``probability`` (calibrated), ``top``
+            ([[character, probability], ...]), ``unsure`` (below ``min_confidence``, or not a
+            character) and ``input`` (the uint8 28x28 upright image the model saw, absent for a
+            blank image). An image that holds no character (blank, a speck, a scribble, a shape,
+            a texture, several characters) has ``character`` and ``probability`` None and a
+            ``reason``. An image that could not be read has ``image`` and ``error`` only.
 
         Raises:
             HandwrittenError: a bad charset (before any image is read).
@@ -188,16 +231,19 @@ class Recognizer:
         for i, source in enumerate(images):
             name = names[i] if names else (str(source) if isinstance(source, (str, os.PathLike)) else f"image {i + 1}")
             try:
-                x = imgs.preprocess(source, self.framing, name=name, max_pixels=self.max_pixels)
-                results.append({"image": name, "input": x})
-                framed.append(x)
+                x, cues = rejection.examine(source, self.framing, name, self.max_pixels)
+                results.append({"image": name, "input": x, "cues": cues})
+                if x is not None:
+                    framed.append(x)
             except HandwrittenError as exc:
                 results.append({"image": name, "error": str(exc)})
-        probs = iter(charsets.restrict(self.predict_arrays(np.stack(framed)), allowed) if framed else [])
+        probs = iter(self.predict_arrays(np.stack(framed)) if framed else [])
         for r in results:
-            if "input" in r:
-                x = r.pop("input")
-                r.update(self._result(r["image"], next(probs), top, allowed), input=x)
+            if "error" not in r:
+                x, cues = r.pop("input"), r.pop("cues")
+                r.update(self.answer(None if x is None else next(probs), top, cues, allowed=allowed))
+                if x is not None:
+                    r["input"] = x
         return results
 
     def read_line(self, image, top: int = 3, name: str | None = None, charset: str | None = None,
@@ -212,8 +258,9 @@ class Recognizer:
 
         Returns:
             ``image``, ``text`` (spaces where a gap is much wider than the typical one) and
-            ``characters``: per character ``character``, ``probability``, ``top``, ``box``
-            [x0, y0, x1, y1] in the image's pixels, ``space_before`` and ``input``.
+            ``characters``: per character ``character``, ``probability``, ``top``, ``unsure``
+            (calibrated probability below ``min_confidence``), ``box`` [x0, y0, x1, y1] in the
+            image's pixels, ``space_before`` and ``input``.
 
         Raises:
             HandwrittenError: a bad charset, or the image cannot be read, holds no ink, or holds
@@ -231,8 +278,7 @@ class Recognizer:
             probs = line_context.apply(probs, [p["box"] for p in parts], [p["space_before"] for p in parts], self.mapping)
         characters, text = [], ""
         for p, x, pr in zip(parts, framed, probs):
-            r = self._result(name, pr, top, allowed)
-            del r["image"]
+            r = self.answer(pr, top, judge=False, allowed=allowed)
             r.update(box=p["box"], space_before=p["space_before"], input=x)
             characters.append(r)
             text += (" " if p["space_before"] else "") + r["character"]
@@ -257,6 +303,11 @@ def _public(result: dict) -> dict:
 
 
 def _show(result: dict) -> str:
+    """One line per image: the answer and its alternatives; '?' and the best candidates when unsure."""
+    if result["character"] is None:
+        return f"not a character ({result['reason']})"
+    if result["unsure"]:
+        return "? " + " or ".join(f"{c} {p:.0%}" for c, p in result["top"][:3])
     alternatives = ", ".join(f"{c} {p:.1%}" for c, p in result["top"][1:])
     return f"{result['character']} ({result['probability']:.1%})" + (f"  then {alternatives}" if alternatives else "")
 
@@ -264,7 +315,7 @@ def _show(result: dict) -> str:
 def run_predict(args) -> int:
     if args.top is not None and args.top < 1:
         raise HandwrittenError(f"--top must be at least 1, got {args.top}")
-    recognizer = Recognizer(args.model)
+    recognizer = Recognizer(args.model, min_confidence=args.min_confidence)
     recognizer.classes(args.charset)  # a bad charset is one error, not one per image
     failed = 0
     if args.line:
@@ -282,7 +333,7 @@ def run_predict(args) -> int:
             else:
                 print(f"{path}: {result['text']}")
                 for c in result["characters"]:
-                    print(f"  {c['character']} {c['probability']:6.1%}  box {c['box']}")
+                    print(f"  {c['character']} {c['probability']:6.1%}  box {c['box']}" + ("  unsure" if c["unsure"] else ""))
         return 1 if failed else 0
     results = recognizer.predict(args.images, top=args.top or 5, names=args.images, charset=args.charset)
     for result in results:
@@ -301,13 +352,18 @@ def register(sub) -> None:
         "predict",
         help="recognise the character in each image (or a line of characters with --line)",
         description="Recognise handwritten characters in your own images: PNG, JPEG, GIF, BMP, TIFF, WebP or PPM, "
-        "any size, dark ink on light paper or light on dark. Exit status 1 if any image failed.",
+        "any size, dark ink on light paper or light on dark. An image with no character in it (blank, a "
+        "scribble, a shape ...) is answered 'not a character', which is not a failure. Exit status 1 if any image "
+        "could not be read.",
     )
     p.add_argument("model", help="model file (.keras, .h5 or .onnx)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--top", type=int, default=None,
                    help="how many alternatives to show (default: %(default)s, meaning 5, or 3 with --line)")
     p.add_argument("--json", action="store_true", help="print one JSON object per image (default: %(default)s)")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                   help="mark answers whose calibrated probability is below P as unsure (default: %(default)s, "
+                        f"meaning the model's own, else {calibration.MIN_CONFIDENCE})")
     p.add_argument("--line", action="store_true",
                    help="each image is a line of separate characters; read them left to right (default: %(default)s)")
     p.add_argument("--charset", default=None, metavar="SET",

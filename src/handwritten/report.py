@@ -118,6 +118,55 @@ def plot_misclassified(x: np.ndarray, y: np.ndarray, probs: np.ndarray, mapping:
     return len(wrong)
 
 
+def plot_reliability(probs: np.ndarray, raw: np.ndarray, y: np.ndarray, temperature: float, path: Path) -> None:
+    """Reliability diagram: accuracy against confidence per bin, with the model's temperature and without."""
+    import matplotlib.pyplot as plt
+
+    from handwritten.calibration import expected_calibration_error, reliability
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls=":", label="perfectly calibrated")
+    for p, style, label in ((raw, "--s", "without temperature"), (probs, "-o", f"temperature {temperature:.2f}")):
+        bins = reliability(p, y)
+        pts = [(c, a) for c, a in zip(bins["confidence"], bins["accuracy"]) if c is not None]
+        ax.plot([c for c, _ in pts], [a for _, a in pts], style, markersize=4,
+                label=f"{label}: error {expected_calibration_error(p, y):.3f}")
+    ax.set_xlabel("confidence (probability of the answer)")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("reliability (15 bins)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_coverage(probs: np.ndarray, y: np.ndarray, min_confidence: float, path: Path) -> None:
+    """Accuracy of the answers kept against the share kept, withholding the least confident first."""
+    import matplotlib.pyplot as plt
+
+    from handwritten.calibration import coverage_curve, kept_at
+
+    curve = coverage_curve(probs, y)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.plot(curve["coverage"], curve["accuracy"], "-", lw=2)
+    at = kept_at(probs, y, min_confidence)
+    if at["accuracy_kept"] is not None:
+        ax.plot([at["kept"]], [at["accuracy_kept"]], "o", color="tab:red",
+                label=f"unsure below {min_confidence:g}: {at['kept']:.0%} kept, {at['accuracy_kept']:.1%} right")
+        ax.legend(loc="lower left", fontsize=8)
+    ax.set_xlabel("share of answers kept")
+    ax.set_ylabel("accuracy of the answers kept")
+    ax.set_xlim(1, 0)
+    ax.grid(alpha=0.3)
+    ax.set_title("accuracy when low-confidence answers are withheld")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
@@ -127,7 +176,7 @@ def _rows(pairs) -> str:
 
 
 def write_report(folder, summary: dict, extra: dict) -> Path:
-    """Write the four PNG plots and ``report.html`` (plots embedded) into ``folder``; returns the page's path."""
+    """Write the six PNG plots and ``report.html`` (plots embedded) into ``folder``; returns the page's path."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed; must come before pyplot is imported
@@ -137,11 +186,16 @@ def write_report(folder, summary: dict, extra: dict) -> Path:
     except OSError as exc:
         raise HandwrittenError(f"{folder}: cannot create the report folder ({exc.strerror})") from None
     mapping = extra["mapping"]
-    plots = {name: folder / f"{name}.png" for name in ("curves", "confusion", "per_class", "misclassified")}
+    names = ("curves", "confusion", "per_class", "misclassified", "reliability", "coverage")
+    plots = {name: folder / f"{name}.png" for name in names}
     plot_curves(extra["meta"], plots["curves"])
     plot_confusion(np.asarray(summary["confusion_matrix"]), mapping, plots["confusion"])
     plot_per_class(summary["per_class"], plots["per_class"])
     shown = plot_misclassified(extra["x"], extra["y"], extra["probs"], mapping, plots["misclassified"])
+    temperature = float(summary.get("temperature", 1.0))
+    plot_reliability(extra["probs"], extra.get("raw_probs", extra["probs"]), extra["y"], temperature, plots["reliability"])
+    min_confidence = float(summary.get("confident", {}).get("min_confidence", 0.5))
+    plot_coverage(extra["probs"], extra["y"], min_confidence, plots["coverage"])
 
     facts = [("model", f"{summary['model']} ({summary['model_name']}, {summary['format']})"),
              ("data", f"{summary['data']} (split {summary['split']})"),
@@ -151,6 +205,9 @@ def write_report(folder, summary: dict, extra: dict) -> Path:
     if "case_insensitive_accuracy" in summary:
         facts.append(("accuracy ignoring case", f"{summary['case_insensitive_accuracy']:.2%} "
                       f"({summary['case_only_error_share']:.0%} of the errors are case only)"))
+    if "calibration_error" in summary:
+        facts.append(("calibration error (15 bins)", f"{summary['calibration_error']:.4f} with temperature "
+                      f"{temperature:.3f}, {summary['calibration_error_uncalibrated']:.4f} without"))
     facts.append(("speed", f"{summary['images_per_second']} images/s"))
     worst = [(w["character"], f"{w['accuracy']:.0%} of {w['count']}") for w in summary["worst_classes"]]
     pairs = [(f"{p['true']} → {p['predicted']}", f"{p['count']} times") for p in summary["confused_pairs"]]
@@ -160,7 +217,12 @@ def write_report(folder, summary: dict, extra: dict) -> Path:
                 ("Confusion matrix", "confusion", "Each row is a true class; the colour is the share of its test images "
                  "predicted as each class."),
                 ("Per-class accuracy", "per_class", "Red bars: classes below 50%."),
-                ("Misclassified test images", "misclassified", f"{shown} of the mistakes, most confident first.")]
+                ("Misclassified test images", "misclassified", f"{shown} of the mistakes, most confident first."),
+                ("Reliability", "reliability", "Test answers binned by their probability: in each bin, how many were "
+                 "right. On the diagonal, an answer given at 80% is right 80 times in 100. The model's temperature, "
+                 "fitted on its validation images, is meant to bring the curve there."),
+                ("Withholding unsure answers", "coverage", f"Accuracy of the answers kept when the least confident "
+                 f"are withheld; the dot is where answers below {min_confidence:g} are marked unsure.")]
     body = "".join(
         f'<section id="{key}"><h2>{title}</h2><p>{text}</p>'
         f'<img alt="{html.escape(title)}" src="{_data_uri(plots[key])}"></section>'

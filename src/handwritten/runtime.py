@@ -69,15 +69,19 @@ def cached_onnx(recognizer) -> Path:
     return out
 
 
-def fast_recognizer(model, max_pixels: int):
+def fast_recognizer(model, max_pixels: int, min_confidence: float | None = None):
     """A Recognizer for ``model`` (a path or a Recognizer) running in onnxruntime where possible.
+
+    A path is loaded with ``min_confidence`` (None: the model's own); a Recognizer keeps its own.
+    The temperature applies either way: ``Recognizer.predict_arrays`` scales whatever runs the model.
 
     Returns:
         ``(recognizer, note)``: ``note`` says what runs the model, for the server's first log line.
     """
     from handwritten.predict import Recognizer
 
-    recognizer = model if isinstance(model, Recognizer) else Recognizer(model, max_pixels=max_pixels)
+    recognizer = model if isinstance(model, Recognizer) else Recognizer(model, max_pixels=max_pixels,
+                                                                          min_confidence=min_confidence)
     if recognizer.path.suffix == ".onnx":
         recognizer.use_onnx(session(recognizer.path))
         return recognizer, f"model {recognizer.path.name} runs in onnxruntime"

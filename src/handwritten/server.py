@@ -6,7 +6,8 @@ requests that arrive together go to the model as one batch (``workers.ModelWorke
 large photo delays only its own answer and many clients cost few model calls. Request bodies
 are read with a size cap and a time limit, images are checked for their pixel count before
 they are decoded (``uploads``), and every bad input gets a 4xx JSON ``{"error": ...}`` that
-says what is wrong.
+says what is wrong. An image that holds no character (blank, a scribble, a shape ...) is not
+an error: it is answered ``character: null`` with a ``reason`` (``handwritten.rejection``).
 
 No request holds the server for long: preparing an image has a deadline (503 after it), a
 client must send its request headers within ``HEADER_TIMEOUT_S``, and on SIGTERM requests
@@ -20,15 +21,17 @@ The page (``static/``) needs nothing from outside the package, so it works offli
 # No "from __future__ import annotations": FastAPI reads the endpoints' annotations at run time.
 import asyncio
 import base64
-import functools
 import json
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from handwritten import __version__
+from handwritten.api_schemas import image_body_doc, schemas
 from handwritten.errors import HandwrittenError
 from handwritten.guards import HEADER_TIMEOUT_S, LOOPBACK_HOSTS, HostCheck, header_deadline, served_hosts
-from handwritten.uploads import READ_TIMEOUT_S, RequestError, frame_upload, open_image, read_line_upload, read_upload  # noqa: F401 (open_image: for callers)
+from handwritten.uploads import (  # noqa: F401 (frame_upload, open_image: for callers)
+    READ_TIMEOUT_S, RequestError, examine_upload, frame_upload, open_image, read_line_upload, read_upload,
+)
 from handwritten.workers import Busy, ImageWorkers, ModelWorker
 
 STATIC = Path(__file__).with_name("static")
@@ -59,10 +62,15 @@ def png_base64(array) -> str:
     return base64.b64encode(png.tobytes()).decode("ascii")
 
 
-def prediction_json(framed, probs, mapping: str, top: int) -> bytes:
-    """The answer to ``/api/predict`` as JSON bytes, made where the work was done, not on the event loop."""
-    best = ranked(probs, mapping, top)
-    return json.dumps({**best[0], "top": best, "input_png": png_base64(framed)}).encode()
+def prediction_json(recognizer, framed, cues, probs, top: int, allowed=None) -> bytes:
+    """The answer to ``/api/predict`` as JSON bytes, made where the work was done, not on the event loop.
+
+    ``framed`` and ``probs`` are None for an image without ink; ``Recognizer.answer`` restricts
+    to the ``allowed`` classes and decides whether the image holds a character at all.
+    """
+    result = recognizer.answer(probs, top, cues, allowed=allowed)
+    input_png = None if framed is None else png_base64(framed)
+    return json.dumps({"reason": None, **result, "top": candidates(result["top"]), "input_png": input_png}).encode()
 
 
 def candidates(pairs) -> list[dict]:
@@ -70,149 +78,109 @@ def candidates(pairs) -> list[dict]:
     return [{"character": str(c), "probability": float(p)} for c, p in pairs]
 
 
-def ranked(probs, mapping: str, top: int) -> list[dict]:
-    """The ``top`` most likely characters, most likely first."""
-    import numpy as np
-
-    order = np.argsort(-probs, kind="stable")[:top]
-    return [{"character": mapping[k], "probability": float(probs[k])} for k in order]
+def recognise_upload(recognizer, max_pixels: int, data: bytes, top: int, allowed) -> bytes:
+    """Frame an upload and run the model on it, in one image thread: one handoff per request (onnxruntime)."""
+    framed, cues = examine_upload(data, recognizer, max_pixels)
+    probs = None if framed is None else recognizer.predict_arrays(framed[None])[0]
+    return prediction_json(recognizer, framed, cues, probs, top, allowed)
 
 
 # --- the application -----------------------------------------------------------------------
 
 
-@functools.cache
-def schemas():
-    """The JSON shapes of the API (pydantic is imported only when a server is made)."""
-    from pydantic import BaseModel, Field
+@dataclass
+class Served:
+    """What the routes share: the model, where the work runs, and the limits on a request."""
 
-    class ApiError(BaseModel):
-        error: str = Field(description="what is wrong with the request")
+    recognizer: object
+    worker: ModelWorker | None  # None when onnxruntime runs right after framing, in the image threads
+    preparers: ImageWorkers
+    max_bytes: int
+    max_pixels: int
+    read_timeout: float
+    prepare_timeout: float
 
-    class Candidate(BaseModel):
-        character: str
-        probability: float
+    async def answer(self, future):
+        """The model thread's answer to ``future``, waited for at most ``MODEL_TIMEOUT_S``."""
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), MODEL_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise RequestError(503, f"the model did not answer within {MODEL_TIMEOUT_S:g} s; try again") from None
 
-    class Prediction(BaseModel):
-        character: str = Field(description="the most likely character")
-        probability: float
-        top: list[Candidate] = Field(description="the most likely characters, most likely first")
-        input_png: str = Field(description="base64 PNG of the 28x28 image the model saw")
+    async def prepare(self, fn, *args):
+        """``fn(*args)`` in an image thread, waited for at most ``prepare_timeout`` seconds."""
+        try:
+            future = self.preparers.submit(fn, *args)
+        except Busy as exc:
+            raise RequestError(503, f"the server is busy: {exc}; try again shortly") from None
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.prepare_timeout)
+        except asyncio.TimeoutError:  # a job not yet started is skipped; one running finishes unread
+            raise RequestError(
+                503, f"the image was not read within {self.prepare_timeout:g} s (the server is busy); try again shortly"
+            ) from None
+        except RequestError:
+            raise
+        except HandwrittenError as exc:  # the image is readable but not usable, e.g. a line with no ink
+            raise RequestError(422, str(exc)) from None
 
-    class LineCharacter(BaseModel):
-        character: str
-        probability: float
-        box: list[int] = Field(description="[x0, y0, x1, y1] in the uploaded image's pixels")
-        space_before: bool = Field(False, description="a gap much wider than the others comes before it")
-        top: list[Candidate]
+    def allowed(self, charset):
+        """The charset's classes; a bad charset is answered 422 before the body is read."""
+        try:
+            return self.recognizer.classes(charset)
+        except HandwrittenError as exc:
+            raise RequestError(422, f"charset: {exc}") from None
 
-    class LineReading(BaseModel):
-        text: str = Field(description="the characters read, with a space where a gap is much wider than the others")
-        characters: list[LineCharacter]
+    async def predict(self, request, top: int, charset) -> bytes:
+        """The JSON answer to ``/api/predict``: one character, or why the image holds none."""
+        chosen = self.allowed(charset)
+        data = await read_upload(request, self.max_bytes, self.read_timeout)
+        if self.worker is None:
+            return await self.prepare(recognise_upload, self.recognizer, self.max_pixels, data, top, chosen)
+        framed, cues = await self.prepare(examine_upload, data, self.recognizer, self.max_pixels)
+        probs = None if framed is None else await self.answer(self.worker.submit(framed))
+        return prediction_json(self.recognizer, framed, cues, probs, top, chosen)
 
-    class ModelInfo(BaseModel, extra="allow"):
-        name: str
-        classes: int
-        mapping: str = Field(description="mapping[k] is the character of class k")
-        params: int | None = Field(None, description="number of parameters, when known")
-        test_accuracy: float | None = Field(None, description="accuracy on its test set, when known")
-        split: str | None = Field(None, description="the EMNIST split it was trained on")
-        synthetic: bool | None = Field(None, description="trained on the synthetic offline sample, not EMNIST")
+    async def read_line(self, request, top: int, charset) -> dict:
+        """The answer to ``/api/predict/line``: the text and each character."""
+        self.allowed(charset)
+        data = await read_upload(request, self.max_bytes, self.read_timeout)
+        # The Recognizer's own lock keeps its model calls one at a time.
+        result = await self.prepare(read_line_upload, data, self.recognizer, self.max_pixels, top, charset)
+        chars = [
+            {
+                "character": c["character"],
+                "probability": float(c["probability"]),
+                "box": [int(v) for v in c["box"]],
+                "space_before": bool(c.get("space_before", False)),
+                "unsure": bool(c["unsure"]),
+                "top": candidates(c["top"][:top]),
+            }
+            for c in result["characters"]
+        ]
+        return {"text": result["text"], "characters": chars}
 
-    class Health(BaseModel):
-        status: str
-        model: str
 
-    return ApiError, Candidate, Prediction, LineCharacter, LineReading, ModelInfo, Health
-
-
-def image_body_doc() -> dict:
-    binary = {"schema": {"type": "string", "format": "binary"}}
+def error_responses(max_bytes: int, max_pixels: int) -> dict:
+    """The 4xx and 5xx answers of the image endpoints, for the schema."""
+    ApiError = schemas()[0]
     return {
-        "requestBody": {
-            "required": True,
-            "description": "an image (PNG, JPEG, GIF, BMP, TIFF, WebP, PPM) as the raw body or as "
-            "a multipart upload in field 'file'",
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                        "required": ["file"],
-                    }
-                },
-                "image/png": binary,
-                "image/jpeg": binary,
-                "application/octet-stream": binary,
-            },
-        }
-    }
-
-
-def create_app(
-    model,
-    *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    read_timeout: float = READ_TIMEOUT_S,
-    prepare_timeout: float = PREPARE_TIMEOUT_S,
-    allowed_hosts=LOOPBACK_HOSTS,
-    collect=None,
-):
-    """The FastAPI application serving ``model``: a model file's path or a loaded ``Recognizer``.
-
-    Args:
-        model: path to a ``.keras``, ``.h5`` or ``.onnx`` model, or a ``handwritten.predict.Recognizer``.
-        max_bytes: largest accepted image file in bytes.
-        max_pixels: largest accepted image in pixels (width x height), checked before decoding.
-        read_timeout: seconds a client may take to send its body before it gets a 408.
-        prepare_timeout: seconds an image may take to be decoded and framed (or its line read,
-            the model call included) before the request gets a 503.
-        allowed_hosts: the host names requests may be for (their Host header); ``"*"`` allows any.
-        collect: a folder to save a person's samples into (``/api/samples``, see ``collect.py``);
-            None answers those endpoints with 404 and writes nothing.
-    """
-    from typing import Annotated
-
-    from fastapi import FastAPI, Query, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse, Response
-    from starlette.exceptions import HTTPException
-    from starlette.staticfiles import StaticFiles
-
-    if max_bytes <= 0 or max_pixels <= 0:
-        raise HandwrittenError(f"max_bytes and max_pixels must be positive, got {max_bytes} and {max_pixels}")
-    from handwritten.runtime import fast_recognizer
-
-    recognizer, runtime_note = fast_recognizer(model, max_pixels)
-    info = dict(recognizer.info())
-    # onnxruntime is called from the image threads, right after framing: a Keras model, slower
-    # per call and not to be called from several threads at once, gets a thread that batches.
-    worker = None if recognizer.runs_onnx else ModelWorker(recognizer)
-    preparers = ImageWorkers()
-    ApiError, _, Prediction, _, LineReading, ModelInfo, Health = schemas()
-    mapping = recognizer.mapping
-    classes = len(mapping)
-
-    errors = {
         400: {"model": ApiError, "description": "not an image, an empty body, a truncated image, a malformed upload, "
               "or a host name the server does not serve"},
         408: {"model": ApiError, "description": "the body did not arrive in time"},
         413: {"model": ApiError, "description": f"image over {max_bytes} bytes or {max_pixels} pixels"},
         415: {"model": ApiError, "description": "content type is not an image, octet-stream or multipart upload"},
-        422: {"model": ApiError, "description": "bad query parameter, no file in the upload, no character found, "
-              "or too many separate marks"},
+        422: {"model": ApiError, "description": "bad query parameter or charset, no file in the upload, a line with "
+              "no ink, or too many separate marks"},
         503: {"model": ApiError, "description": "the server is busy: the image or the model did not finish in time"},
     }
-    app = FastAPI(
-        title="handwritten",
-        description="Recognise handwritten characters with a model trained on EMNIST.",
-        version=__version__,
-        docs_url=None,  # the interactive docs load scripts from outside; the page must work offline
-        redoc_url=None,
-    )
-    app.state.runtime = runtime_note
-    app.add_middleware(HostCheck, hosts=list(allowed_hosts))
+
+
+def add_error_handlers(app) -> None:
+    """Every error as ``{"error": ...}`` JSON with its status."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc):
@@ -227,87 +195,44 @@ def create_app(
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return JSONResponse({"error": "; ".join(parts)}, status_code=422)
 
-    async def answer(future):
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), MODEL_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            raise RequestError(503, f"the model did not answer within {MODEL_TIMEOUT_S:g} s; try again") from None
 
-    async def prepare(fn, *args):
-        """``fn(*args)`` in an image thread, waited for at most ``prepare_timeout`` seconds."""
-        try:
-            future = preparers.submit(fn, *args)
-        except Busy as exc:
-            raise RequestError(503, f"the server is busy: {exc}; try again shortly") from None
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), prepare_timeout)
-        except asyncio.TimeoutError:  # a job not yet started is skipped; one running finishes unread
-            raise RequestError(
-                503, f"the image was not read within {prepare_timeout:g} s (the server is busy); try again shortly"
-            ) from None
-        except RequestError:
-            raise
-        except HandwrittenError as exc:  # the image is readable but not usable, e.g. no ink on it
-            raise RequestError(422, str(exc)) from None
+def add_image_routes(app, served: Served) -> None:
+    """``POST /api/predict`` and ``POST /api/predict/line``."""
+    from typing import Annotated
 
-    def recognise_upload(data: bytes, top: int, chosen) -> bytes:
-        """Frame an upload and run the model on it, in one image thread: one handoff per request."""
-        from handwritten.charset import restrict
+    from fastapi import Query, Request
+    from fastapi.responses import Response
 
-        framed = frame_upload(data, recognizer, max_pixels)
-        return prediction_json(framed, restrict(recognizer.predict_arrays(framed[None])[0], chosen), mapping, top)
-
+    _, _, Prediction, _, LineReading, _, _ = schemas()
+    errors = error_responses(served.max_bytes, served.max_pixels)
+    classes = len(served.recognizer.mapping)
     top_doc = f"how many of the most likely characters to return (1-{classes})"
     charset_doc = ("consider only these characters, probabilities renormalised over them: digits, upper, lower, "
                    "letters, alnum, or the characters themselves (e.g. 0123456789ABCDEF); every class when absent")
     Charset = Annotated[str | None, Query(max_length=200, description=charset_doc)]
 
-    def allowed(charset):
-        """The charset's classes; a bad charset is answered 422 before the body is read."""
-        try:
-            return recognizer.classes(charset)
-        except HandwrittenError as exc:
-            raise RequestError(422, f"charset: {exc}") from None
-
     @app.post("/api/predict", response_model=Prediction, responses=errors, openapi_extra=image_body_doc())
     async def predict(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(5, classes),
                       charset: Charset = None):
-        """Recognise the one character in an image."""
-        from handwritten.charset import restrict
-
-        chosen = allowed(charset)
-        data = await read_upload(request, max_bytes, read_timeout)
-        top = top if chosen is None else min(top, len(chosen))
-        if worker is None:
-            body = await prepare(recognise_upload, data, top, chosen)
-        else:
-            framed = await prepare(frame_upload, data, recognizer, max_pixels)
-            body = prediction_json(framed, restrict(await answer(worker.submit(framed)), chosen), mapping, top)
-        return Response(body, media_type="application/json")
+        """Recognise the one character in an image, or say why it holds none (``character`` null)."""
+        return Response(await served.predict(request, top, charset), media_type="application/json")
 
     @app.post("/api/predict/line", response_model=LineReading, responses=errors, openapi_extra=image_body_doc())
     async def predict_line(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(3, classes),
                            charset: Charset = None):
         """Read a line of characters written left to right."""
-        allowed(charset)
-        data = await read_upload(request, max_bytes, read_timeout)
-        # The Recognizer's own lock keeps its model calls one at a time.
-        result = await prepare(read_line_upload, data, recognizer, max_pixels, top, charset)
-        chars = [
-            {
-                "character": c["character"],
-                "probability": float(c["probability"]),
-                "box": [int(v) for v in c["box"]],
-                "space_before": bool(c.get("space_before", False)),
-                "top": candidates(c["top"][:top]),
-            }
-            for c in result["characters"]
-        ]
-        return {"text": result["text"], "characters": chars}
+        return await served.read_line(request, top, charset)
+
+
+def add_info_routes(app, info: dict) -> None:
+    """The model's description, the health check and the page."""
+    from fastapi.responses import FileResponse
+
+    _, _, _, _, _, ModelInfo, Health = schemas()
 
     @app.get("/api/model", response_model=ModelInfo)
     async def model_info():
-        """The model being served: name, classes, parameter count, test accuracy when known."""
+        """The model being served: name, classes, parameter count, test accuracy when known, temperature."""
         return info
 
     @app.get("/healthz", response_model=Health)
@@ -320,6 +245,57 @@ def create_app(
         """The page to draw or upload characters and see them recognised."""
         return FileResponse(STATIC / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
+
+def create_app(
+    model,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    read_timeout: float = READ_TIMEOUT_S,
+    prepare_timeout: float = PREPARE_TIMEOUT_S,
+    allowed_hosts=LOOPBACK_HOSTS,
+    collect=None,
+    min_confidence: float | None = None,
+):
+    """The FastAPI application serving ``model``: a model file's path or a loaded ``Recognizer``.
+
+    Args:
+        model: path to a ``.keras``, ``.h5`` or ``.onnx`` model, or a ``handwritten.predict.Recognizer``.
+        max_bytes: largest accepted image file in bytes.
+        max_pixels: largest accepted image in pixels (width x height), checked before decoding.
+        read_timeout: seconds a client may take to send its body before it gets a 408.
+        prepare_timeout: seconds an image may take to be decoded and framed (or its line read,
+            the model call included) before the request gets a 503.
+        allowed_hosts: the host names requests may be for (their Host header); ``"*"`` allows any.
+        collect: a folder to save a person's samples into (``/api/samples``, see ``collect.py``);
+            None answers those endpoints with 404 and writes nothing.
+        min_confidence: answers below this calibrated probability are marked unsure (default:
+            the model's own; a given ``Recognizer`` keeps its own).
+    """
+    from fastapi import FastAPI
+    from starlette.staticfiles import StaticFiles
+
+    from handwritten.runtime import fast_recognizer
+
+    if max_bytes <= 0 or max_pixels <= 0:
+        raise HandwrittenError(f"max_bytes and max_pixels must be positive, got {max_bytes} and {max_pixels}")
+    recognizer, runtime_note = fast_recognizer(model, max_pixels, min_confidence)
+    # onnxruntime is called from the image threads, right after framing: a Keras model, slower
+    # per call and not to be called from several threads at once, gets a thread that batches.
+    worker = None if recognizer.runs_onnx else ModelWorker(recognizer)
+    served = Served(recognizer, worker, ImageWorkers(), max_bytes, max_pixels, read_timeout, prepare_timeout)
+    app = FastAPI(
+        title="handwritten",
+        description="Recognise handwritten characters with a model trained on EMNIST.",
+        version=__version__,
+        docs_url=None,  # the interactive docs load scripts from outside; the page must work offline
+        redoc_url=None,
+    )
+    app.state.runtime = runtime_note
+    app.add_middleware(HostCheck, hosts=list(allowed_hosts))
+    add_error_handlers(app)
+    add_image_routes(app, served)
+    add_info_routes(app, dict(recognizer.info()))
     if collect is not None:
         from handwritten.collect import sample_router
 
@@ -327,7 +303,6 @@ def create_app(
                                          read_timeout=read_timeout))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
-
 
 # --- the command ---------------------------------------------------------------------------
 
@@ -342,7 +317,7 @@ def run_serve(args) -> int:
     hosts = served_hosts(args.host, args.allow_host)
     app = create_app(
         args.model, max_bytes=int(args.max_mb * 1e6), max_pixels=int(args.max_megapixels * 1e6), allowed_hosts=hosts,
-        collect=args.collect,
+        collect=args.collect, min_confidence=args.min_confidence,
     )
     import uvicorn
 
@@ -379,6 +354,9 @@ def register(sub) -> None:
         help="also answer requests for this host name (the name clients use to reach the server); repeatable; "
         "'*' answers any (default: the --host address, and 127.0.0.1, localhost and ::1 when listening on loopback)",
     )
+    p.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                   help="mark answers whose calibrated probability is below P as unsure (default: %(default)s, "
+                        "meaning the model's own, else 0.5)")
     p.add_argument("--quiet", action="store_true", help="do not log each request (default: %(default)s)")
     p.add_argument("--collect", default=None, metavar="DIR",
                    help="add a Teach mode that saves your own samples into DIR, one folder per character, for "

@@ -66,7 +66,7 @@ def make_summary(settings, dataset, meta: dict, *, initial_epoch: int, stopped: 
         "seconds": round(seconds, 2), "total_seconds": round(total_seconds, 2),
         "samples_per_second": round(sum(e["samples_per_second"] for e in ran) / len(ran), 1) if ran else 0.0,
         "train_accuracy": last.get("accuracy"), "val_accuracy": last.get("val_accuracy"),
-        "test_accuracy": meta["test_accuracy"], "test_loss": meta["test_loss"],
+        "test_accuracy": meta["test_accuracy"], "test_loss": meta["test_loss"], "temperature": meta["temperature"],
         "replicas": replicas, "global_batch_size": global_batch, "distribute": settings.distribute,
         "chief": chief, "dry_run": dry_run,
         "seed": settings.seed, "config": dataclasses.asdict(settings),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from handwritten import checkpoint as ckpt
-from handwritten import folder_data, lock, modelio
+from handwritten import calibration, folder_data, lock, modelio
 from handwritten.errors import HandwrittenError
 from handwritten.loop import STEPS_PER_EXECUTION, TrainingLoop
 from handwritten.loop import adapt_to_multiworker as _adapt_to_multiworker
@@ -107,6 +107,9 @@ def _run(settings: Settings, out, *, given: dict, resume, verbose: int, dry_run:
     with _scope(strategy):
         _recalibrate(job.model, job.batches(_calibration_images(settings, job.train_idx), batch=256))
     fit_seconds += time.perf_counter() - calibration_started
+    # Temperature scaling on the held-out images: honest probabilities, the same answers.
+    job.meta.update(calibration.for_model(job.model, job.val_ds, dataset.y_train[job.val_idx],
+                                          calibration.MIN_CONFIDENCE, verbose if chief else 0))
 
     test_loss, test_accuracy, test_samples = _test(job, dataset, dry_run)
     job.meta.update(history=job.history, test_accuracy=test_accuracy, test_loss=test_loss, test_samples=test_samples,

@@ -67,6 +67,17 @@ def frame_upload(data: bytes, recognizer, max_pixels: int):
     return preprocess(image, recognizer.framing, name="image", max_pixels=max_pixels)
 
 
+def examine_upload(data: bytes, recognizer, max_pixels: int):
+    """Decode an upload, frame it and measure whether it holds a character: ``(uint8 28x28, cues)``.
+
+    A blank image gives ``(None, None)`` where :func:`frame_upload` raises; the cues are
+    ``handwritten.rejection``'s.
+    """
+    from handwritten.rejection import examine
+
+    return examine(open_image(data, max_pixels), recognizer.framing, "image", max_pixels)
+
+
 def read_line_upload(data: bytes, recognizer, max_pixels: int, top: int, charset: str | None = None) -> dict:
     """Decode an upload and read the line of characters in it (see ``Recognizer.read_line``)."""
     return recognizer.read_line(open_image(data, max_pixels), top=top, name="image", charset=charset)

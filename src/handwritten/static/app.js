@@ -203,13 +203,25 @@ function percent(p) {
   return `${(100 * p).toFixed(1)}%`;
 }
 
+// What the answer says in words: the character, "?" with the best candidates when the model is
+// unsure ("? A 41% or H 30%"), or "not a character" with the reason.
+function verdict(data) {
+  if (data.character === null) return `not a character: ${data.reason}`;
+  if (data.unsure) return `? ${data.top.slice(0, 3).map((t) => `${t.character} ${(100 * t.probability).toFixed(0)}%`).join(" or ")}`;
+  return "";
+}
+
 function showCharacter(data) {
   const pred = $("prediction");
-  pred.textContent = data.character;
-  pred.dataset.character = data.character;
-  pred.dataset.probability = data.probability;
+  pred.textContent = data.character === null ? "\u2014" : data.unsure ? `${data.character}?` : data.character;
+  pred.dataset.character = data.character === null ? "" : data.character;
+  pred.dataset.probability = data.probability === null ? "" : data.probability;
+  pred.dataset.unsure = String(data.unsure);
   pred.classList.remove("empty");
-  $("seen").src = `data:image/png;base64,${data.input_png}`;
+  pred.classList.toggle("unsure", data.unsure);
+  $("verdict").textContent = verdict(data);
+  if (data.input_png) $("seen").src = `data:image/png;base64,${data.input_png}`;
+  else $("seen").removeAttribute("src");
   const bars = $("bars");
   bars.replaceChildren(
     ...data.top.map(({ character, probability }) => {
@@ -233,13 +245,14 @@ function showLine(data) {
   octx.font = "bold 18px system-ui, sans-serif";
   const list = data.characters.map((c) => {
     const [x0, y0, x1, y1] = c.box.map((v, i) => (i % 2 ? fit.dy : fit.dx) + v * fit.scale);
-    octx.strokeStyle = octx.fillStyle = c.probability >= 0.5 ? "#2f6fde" : "#d08a00";
+    octx.strokeStyle = octx.fillStyle = c.unsure ? "#d08a00" : "#2f6fde";
     octx.strokeRect(x0, y0, x1 - x0, y1 - y0);
     octx.fillText(c.character, x0 + 2, Math.max(16, y0 - 4));
     const li = document.createElement("li");
     li.dataset.character = c.character;
+    li.dataset.unsure = String(c.unsure);
     const b = document.createElement("b");
-    b.textContent = c.character;
+    b.textContent = c.unsure ? `${c.character}?` : c.character;
     li.append(b, ...c.top.map((t) => Object.assign(document.createElement("span"), { textContent: `${t.character} ${percent(t.probability)}` })));
     return li;
   });
@@ -250,7 +263,10 @@ function clearResults() {
   const pred = $("prediction");
   pred.textContent = "?";
   pred.dataset.character = "";
+  pred.dataset.unsure = "";
   pred.classList.add("empty");
+  pred.classList.remove("unsure");
+  $("verdict").textContent = "";
   $("seen").removeAttribute("src");
   $("bars").replaceChildren();
   $("text").textContent = "";

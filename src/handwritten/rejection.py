@@ -1,0 +1,201 @@
+"""Telling a character from what is not one: a blank page, a speck, a scribble, a shape, a texture.
+
+A classifier answers every input with some class, so the decision is made before and after
+it, from measurements of the image's ink that do not depend on the model:
+
+- no ink at all: a blank page or canvas (``images.NoInk``);
+- the ink that was chosen as the character is a filled blob rather than strokes: a speck, a
+  blot or a filled shape (stroke width compared with the character's size, and how uniformly
+  full the ink is);
+- its strokes are far longer than any character's, or enclose many loops: a scribble, a
+  crossed-out mark or hatching (stroke length and holes compared with the character's size);
+- it is much wider than a character and falls into separate columns: several characters;
+- as much ink lies elsewhere in the image, in many pieces or one large one: noise, a
+  texture, a photo of things, or several characters apart;
+
+and, after the model, a cue near its limit together with a calibrated probability of the best
+class below one half. Each cue is a
+ratio (to the character's own size or the image's), so it holds for a 280x280 canvas and a
+phone photo alike. The thresholds were set on aggregate figures only: the generated
+non-characters of ``handwritten.negatives`` and the share of real characters rejected
+(``benchmarks/bench_rejection.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Stroke width over the character's longest side. Handwriting is at most about a fifth of the
+# size, a heavy marker on a small letter a quarter (so is a bar, I or l, three times as long as
+# wide), a bold typeface drawn with a heavy pen up to about 0.37; a filled disk or square is
+# half, a speck as much. A small, blurred character whose loops have closed up can be as thick,
+# but its ink is not uniform: what was drawn filled has SOLID or more of its pixels near full
+# ink, a blurred character at most about 0.8. And a mark of SPECK_PIXELS or fewer (at the
+# working resolution: images of 256 px and more are halved first, ``images._halve``) is too
+# small to hold a character.
+MAX_THICKNESS = 0.4
+SOLID = 0.85
+SPECK_PIXELS = 12
+# Total stroke length over the longest side. An I is 1, an O about 3, M, W, B, g about 4-5.
+MAX_LENGTH = 5.5
+# Enclosed loops large enough to see (each at least HOLE_SHARE of the box). B and 8 have 2.
+MAX_HOLES = 3
+HOLE_SHARE = 0.004
+# Width over height: wider than this with ink in separate columns, or wider than WIDEST in any
+# case (a joined-up word), is several characters side by side. A wide m or w is about 2.
+MAX_ASPECT = 1.2
+WIDEST = 2.6
+# Ink outside the character, over the character's ink: in pieces of at least OTHER_SHARE of it.
+MAX_OTHER_INK = 1.0
+OTHER_SHARE = 0.15
+MAX_PIECES = 12
+# A character spanning (nearly) the whole image in this many separate pieces is a texture or a
+# photo of things: a character drawn that large is one to three strokes (i, j, a broken stroke).
+SPANNING = 0.9
+MAX_SPANNING_PIECES = 5
+# Share of the whole image that is ink: noise and textures cover much of it; a large character
+# drawn with a broad pen on a small canvas covers up to about a third.
+MAX_COVERAGE = 0.5
+# Near a limit (this share of it, or at it for counts), a cue alone does not reject, but it does
+# when the model is also unsure: its calibrated probability below DOUBT. A clean character is
+# never rejected for a low probability alone, so a weak or briefly trained model is judged by
+# the same cues as a good one.
+NEAR = 0.75
+DOUBT = 0.5
+
+REASONS = {
+    "blank": "no ink found: a blank page or canvas",
+    "blob": "a filled blob or speck, not pen strokes",
+    "scribble": "strokes too long or too tangled for a character: a scribble or a crossed-out mark",
+    "several": "several characters side by side; read it as a line",
+    "clutter": "ink all over the image or in many pieces: noise, a texture or several marks",
+    "unlike": "odd strokes, and like no character the model knows",
+}
+
+
+def _outline(mask: np.ndarray) -> int:
+    """Ink/background pixel edges, the border included: twice the strokes' length, up to 4/pi."""
+    p = np.pad(mask, 1)
+    return int((p[1:, :] != p[:-1, :]).sum() + (p[:, 1:] != p[:, :-1]).sum())
+
+
+def _holes(crop: np.ndarray) -> int:
+    """Background regions enclosed by ink, of at least ``HOLE_SHARE`` of the box's area."""
+    from scipy import ndimage
+
+    background, n = ndimage.label(np.pad(~crop, 1, constant_values=True))
+    if n <= 1:
+        return 0
+    sizes = np.bincount(background.ravel(), minlength=n + 1)
+    outside = background[0, 0]
+    least = max(4.0, HOLE_SHARE * crop.size)
+    return int(sum(1 for k in range(1, n + 1) if k != outside and sizes[k] >= least))
+
+
+def _columns(crop: np.ndarray, height: int) -> int:
+    """Runs of ink columns separated by empty gaps of at least a twentieth of the height."""
+    filled = crop.any(axis=0)
+    runs, gap, least = 0, 0, max(1, height // 20)
+    inside = False
+    for f in filled:
+        if f:
+            if not inside and (runs == 0 or gap >= least):
+                runs += 1
+            inside, gap = True, 0
+        else:
+            inside, gap = False, gap + 1
+    return runs
+
+
+def measure(found: dict) -> dict:
+    """The cues of one image from what ``images.preprocess(..., details=True)`` found."""
+    from handwritten import marks
+
+    mask, chosen, labels = found["mask"], found["chosen"], found["labels"]
+    rows, cols = np.flatnonzero(chosen.any(axis=1)), np.flatnonzero(chosen.any(axis=0))
+    crop = chosen[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    height, width = crop.shape
+    side = max(height, width)
+    area = int(crop.sum())
+    length = np.pi / 8 * _outline(crop)  # Cauchy-Crofton: pixel edges are about twice the length
+    # Paper edges, a table or a shadow along the border are left out, as when choosing the character.
+    pool = [c for c in marks._drop_edges(found["components"], mask.shape) if c["size"] >= 3]
+    mine = set(np.unique(labels[chosen]).tolist())
+    others = [c["size"] for c in pool if c["label"] not in mine and c["size"] >= OTHER_SHARE * area]
+    ink = found["ink"][rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1][crop]
+    return {
+        "solid": float((ink >= 0.8 * np.percentile(ink, 95)).mean()),
+        "pixels": side,
+        "thickness": area / max(length, 1.0) / side,
+        "length": length / side,
+        "holes": _holes(crop),
+        "aspect": width / height,
+        "columns": _columns(crop, height),
+        "other_ink": float(sum(others)) / area,
+        "pieces": len(mine),
+        "marks": len(pool),
+        "coverage": float(sum(c["size"] for c in pool)) / mask.size,
+        "size": side / min(mask.shape),
+    }
+
+
+def reason_from_cues(cues: dict) -> str | None:
+    """The key of ``REASONS`` that the image's cues give, or None if they look like a character."""
+    if cues["coverage"] > MAX_COVERAGE or cues["marks"] > MAX_PIECES or cues["other_ink"] > MAX_OTHER_INK:
+        return "clutter"
+    if cues["size"] >= SPANNING and cues["pieces"] >= MAX_SPANNING_PIECES:
+        return "clutter"
+    if cues["thickness"] > MAX_THICKNESS and (cues["solid"] >= SOLID or cues["pixels"] <= SPECK_PIXELS):
+        return "blob"
+    if cues["length"] > MAX_LENGTH or cues["holes"] > MAX_HOLES:
+        return "scribble"
+    if cues["aspect"] > WIDEST or (cues["aspect"] > MAX_ASPECT and cues["columns"] >= 2):
+        return "several"
+    return None
+
+
+def borderline(cues: dict) -> bool:
+    """Whether any cue is near its limit: a mark that may or may not be a character."""
+    return (cues["thickness"] > NEAR * MAX_THICKNESS or cues["length"] > NEAR * MAX_LENGTH
+            or cues["holes"] >= MAX_HOLES or cues["aspect"] > NEAR * WIDEST
+            or cues["other_ink"] > NEAR * MAX_OTHER_INK or cues["pieces"] >= 3
+            or cues["coverage"] > NEAR * MAX_COVERAGE)
+
+
+def judge(cues: dict | None, confidence: float | None) -> str | None:
+    """Why an image is not a character (a key of ``REASONS``), or None when it is one.
+
+    Args:
+        cues: from :func:`measure`; None when the image held no ink, ``{"too_many": True}``
+            when it held more separate marks than a character has (``marks.MAX_MARKS``).
+        confidence: the model's calibrated probability of its best class (None before the model).
+    """
+    if cues is None:
+        return "blank"
+    if cues.get("too_many"):
+        return "clutter"
+    found = reason_from_cues(cues)
+    if found is None and confidence is not None and confidence < DOUBT and borderline(cues):
+        return "unlike"
+    return found
+
+
+def examine(source, framing: dict | None, name: str, max_pixels: int) -> tuple[np.ndarray | None, dict | None]:
+    """Frame an image of one character and measure its cues: ``(framed, cues)``, ``(None, None)`` for no ink.
+
+    An image of more separate marks than a character has (noise, a sheet of dots) is refused
+    before they are grouped, as ``(None, {"too_many": True})``: it is not a character either.
+
+    Raises:
+        HandwrittenError: the image cannot be read.
+    """
+    from handwritten import images
+    from handwritten.errors import NoInk, TooManyMarks
+
+    try:
+        framed, found = images.preprocess(source, framing, name=name, max_pixels=max_pixels, details=True)
+    except NoInk:
+        return None, None
+    except TooManyMarks:
+        return None, {"too_many": True}
+    return framed, measure(found)

@@ -1,0 +1,120 @@
+"""Not sure, and not a character: the image cues, the generated non-characters, and ``unsure`` /
+``character: null`` in the Python API and the command line. The server's and the page's are in
+test_server.py and test_browser.py."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from handwritten import calibration, negatives, rejection
+from handwritten.cli import main
+from handwritten.images import framing_from_meta
+from handwritten.predict import Recognizer
+from test_images import draw_char
+
+CHARACTERS = "AbC1e7gHkMnpQR3sTuW8xyZ"
+
+
+def _cues(image):
+    return rejection.examine(image, framing_from_meta({}), "image", 20_000_000)[1]
+
+
+def test_the_generator_makes_over_200_images_of_every_kind():
+    items = negatives.generate(count=240, seed=3)
+    assert len(items) == 240 and Counter(k for k, _ in items) == {k: 30 for k in negatives.KINDS}
+    for _, image in items:
+        assert image.dtype == np.uint8 and image.ndim == 2 and min(image.shape) >= 200
+    again = negatives.generate(count=16, seed=3)
+    assert all((a == b).all() for (_, a), (_, b) in zip(again, items[:16]))
+
+
+def test_cues_alone_reject_most_non_characters():
+    """Without any model: the image's cues reject most kinds; the model's confidence does the rest."""
+    items = negatives.generate(count=64, seed=7)
+    rejected = Counter(kind for kind, image in items if rejection.judge(_cues(image), None))
+    assert sum(rejected.values()) >= 0.8 * len(items), rejected
+    for kind in ("blank", "speck", "noise"):
+        assert rejected[kind] == 8, rejected
+    assert rejected["scribble"] >= 6 and rejected["several"] >= 5, rejected
+
+
+@pytest.mark.parametrize("dark_ink", [True, False])
+def test_cues_accept_characters_of_every_shape(dark_ink):
+    for ch in CHARACTERS:
+        for pen in (0, 4):
+            ink = draw_char(ch, 200, pen=pen)
+            image = ((1 - ink if dark_ink else ink) * 255).astype(np.uint8)
+            cues = _cues(image)
+            assert rejection.reason_from_cues(cues) is None, (ch, pen, cues)
+
+
+def test_a_blank_image_is_not_a_character_and_not_an_error(trained_model):
+    r = Recognizer(trained_model)
+    blank = np.full((200, 300), 245, np.uint8)
+    scribble = dict(negatives.generate(count=4, seed=0)[:4])["scribble"]
+    results = r.predict([blank, scribble, (1 - draw_char("A", 200)) * 255], top=3)
+    for res in results[:2]:
+        assert res["character"] is None and res["probability"] is None and res["unsure"] is True, res
+        assert res["reason"] and "error" not in res
+    assert results[0]["reason"] == rejection.REASONS["blank"] and "input" not in results[0]
+    assert results[0]["top"] == [] and len(results[1]["top"]) == 3
+    assert results[2]["character"] is not None and "reason" not in results[2]
+    assert results[2]["unsure"] == (results[2]["probability"] < 0.5)
+
+
+def test_min_confidence_default_and_bounds(trained_model):
+    assert calibration.MIN_CONFIDENCE == 0.5
+    assert Recognizer(trained_model).min_confidence == 0.5
+    assert Recognizer(trained_model, min_confidence=0.9).info()["min_confidence"] == 0.9
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(Exception, match="min_confidence"):
+            Recognizer(trained_model, min_confidence=bad)
+
+
+def test_cli_answers_not_a_character_and_unsure(trained_model, tmp_path, capsys):
+    blank, char = tmp_path / "blank.png", tmp_path / "a.png"
+    Image.new("RGB", (640, 480), (245, 245, 240)).save(blank)
+    Image.fromarray(((1 - draw_char("A", 200)) * 255).astype(np.uint8)).save(char)
+
+    # Not a character is an answer: exit status 0.
+    assert main(["predict", str(trained_model), str(blank), str(char), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0]["character"] is None and lines[0]["unsure"] is True and "no ink" in lines[0]["reason"]
+    assert isinstance(lines[1]["character"], str) and isinstance(lines[1]["unsure"], bool)
+
+    assert main(["predict", str(trained_model), str(blank), str(char), "--min-confidence", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{blank}: not a character (no ink found: a blank page or canvas)"
+    # Nothing reaches a probability of 1: unsure, with the best candidates ("? A 41% or H 30%").
+    assert out[1].startswith(f"{char}: ? ") and " or " in out[1] and out[1].endswith("%")
+
+    assert main(["predict", str(trained_model), str(char), "--min-confidence", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unsure"] is False
+
+    assert main(["predict", str(trained_model), str(char), "--min-confidence", "2"]) == 2
+    assert "min_confidence 2.0" in capsys.readouterr().err
+
+
+def test_help_states_the_default_threshold(capsys):
+    for command in ("predict", "serve"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        help_text = " ".join(capsys.readouterr().out.split())
+        assert "--min-confidence P" in help_text and "else 0.5" in help_text
+
+
+def test_a_line_marks_unsure_characters(trained_model):
+    from test_images import compose_line
+
+    line = compose_line([draw_char(c, 80) for c in "AB7"])
+    sure = Recognizer(trained_model, min_confidence=0.0).read_line(line)
+    doubtful = Recognizer(trained_model, min_confidence=1.0).read_line(line)
+    assert len(sure["characters"]) == 3
+    assert [c["unsure"] for c in sure["characters"]] == [False] * 3
+    assert [c["unsure"] for c in doubtful["characters"]] == [True] * 3
+    assert [c["character"] for c in doubtful["characters"]] == [c["character"] for c in sure["characters"]]
