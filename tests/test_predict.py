@@ -216,7 +216,10 @@ def test_characters_drawn_with_pillow_are_recognised(learnt):
     said = [res["character"] for res in r.predict([pillow_photo(c, rng) for c in chars])]
     recognised = np.mean([a == b for a, b in zip(said, chars)])
     print(f"{kind}: {len(chars)} Pillow-drawn photos, {recognised:.1%} recognised")
-    assert recognised >= 0.85  # measured 0.90-0.97; the margin is for the small models trained here
+    # The sample is drawn as handwriting (pen strokes and handwriting fonts), no longer in the typeset
+    # faces drawn here, so these read less well than they did: 0.79-0.87 measured with the small
+    # models trained here, 0.90-0.97 with the earlier font-based sample.
+    assert recognised >= 0.75
 
 
 @pytest.mark.slow
