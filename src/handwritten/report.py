@@ -175,6 +175,23 @@ def _rows(pairs) -> str:
     return "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in pairs)
 
 
+def _facts(summary: dict, temperature: float) -> list[tuple[str, object]]:
+    """The report's first table: what was evaluated, on what, and how well."""
+    facts = [("model", f"{summary['model']} ({summary['model_name']}, {summary['format']})"),
+             ("data", f"{summary['data']} (split {summary['split']})"),
+             ("test images", summary["images"]),
+             ("accuracy", f"{summary['accuracy']:.2%}"),
+             ("top-3 accuracy", f"{summary['top3_accuracy']:.2%}")]
+    if "case_insensitive_accuracy" in summary:
+        facts.append(("accuracy ignoring case", f"{summary['case_insensitive_accuracy']:.2%} "
+                      f"({summary['case_only_error_share']:.0%} of the errors are case only)"))
+    if "calibration_error" in summary:
+        facts.append(("calibration error (15 bins)", f"{summary['calibration_error']:.4f} with temperature "
+                      f"{temperature:.3f}, {summary['calibration_error_uncalibrated']:.4f} without"))
+    facts.append(("speed", f"{summary['images_per_second']} images/s"))
+    return facts
+
+
 def write_report(folder, summary: dict, extra: dict) -> Path:
     """Write the six PNG plots and ``report.html`` (plots embedded) into ``folder``; returns the page's path."""
     import matplotlib
@@ -197,18 +214,7 @@ def write_report(folder, summary: dict, extra: dict) -> Path:
     min_confidence = float(summary.get("confident", {}).get("min_confidence", 0.5))
     plot_coverage(extra["probs"], extra["y"], min_confidence, plots["coverage"])
 
-    facts = [("model", f"{summary['model']} ({summary['model_name']}, {summary['format']})"),
-             ("data", f"{summary['data']} (split {summary['split']})"),
-             ("test images", summary["images"]),
-             ("accuracy", f"{summary['accuracy']:.2%}"),
-             ("top-3 accuracy", f"{summary['top3_accuracy']:.2%}")]
-    if "case_insensitive_accuracy" in summary:
-        facts.append(("accuracy ignoring case", f"{summary['case_insensitive_accuracy']:.2%} "
-                      f"({summary['case_only_error_share']:.0%} of the errors are case only)"))
-    if "calibration_error" in summary:
-        facts.append(("calibration error (15 bins)", f"{summary['calibration_error']:.4f} with temperature "
-                      f"{temperature:.3f}, {summary['calibration_error_uncalibrated']:.4f} without"))
-    facts.append(("speed", f"{summary['images_per_second']} images/s"))
+    facts = _facts(summary, temperature)
     worst = [(w["character"], f"{w['accuracy']:.0%} of {w['count']}") for w in summary["worst_classes"]]
     pairs = [(f"{p['true']} → {p['predicted']}", f"{p['count']} times") for p in summary["confused_pairs"]]
     note = ('<p class="note">Measured on the synthetic offline sample: this is not an EMNIST result.</p>'

@@ -1,0 +1,255 @@
+"""Opening people's images safely: the formats read, documents refused unopened, the pixel limit
+checked from the header before decoding, and the image turned to grey and reduced to a working size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from handwritten import framing
+
+MAX_PIXELS = 20_000_000  # a 20 MP phone photo; more is refused before it is decoded
+WORK_PIXELS = 1_500_000  # images are reduced to about this many pixels before processing
+# The formats read, by the command line and the server alike. Pillow opens more, among them EPS
+# and PostScript by running Ghostscript on the program the file holds: not for people's files.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # JPEG includes phones' multi-picture (MPO) files
+DOCUMENTS = {b"%!PS": "a PostScript or EPS document", b"\xc5\xd0\xd3\xc6": "an EPS document", b"%PDF": "a PDF document"}
+
+
+def _describe(source, name: str | None) -> str:
+    """How an image is named in messages: the name given, else its path, else "image"."""
+    import os
+
+    if name is not None:
+        return str(name)
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return "image"
+
+
+def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, float]:
+    """Open an image as float32 grey ``(H, W)`` in [0, 1], reduced to about ``WORK_PIXELS``.
+
+    Returns ``(grey, factor)``: ``factor`` is the input's size over the returned one (1 or more).
+
+    ``source`` is a path, bytes, a binary file object, a PIL image or a numpy array (grey, RGB or
+    RGBA; uint8 or float in [0, 1]). Transparent pixels are composited onto a background that
+    contrasts with the opaque ones, so strokes on a transparent canvas survive in any colour.
+
+    Raises:
+        HandwrittenError: naming the image: missing file, not an image, truncated, 0x0, more
+            than ``max_pixels`` pixels (checked from the header, before decoding).
+    """
+    import io
+
+    from PIL import Image
+
+    from handwritten.errors import HandwrittenError
+
+    label = _describe(source, name)
+    if isinstance(source, np.ndarray):
+        return _grey_from_array(source, label, max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise HandwrittenError(f"{label}: empty file (0 bytes)")
+        source = io.BytesIO(bytes(source))  # a file object, which the error paths can read again
+    opened = None  # closed here if opened here
+    try:
+        im, opened = _open(source, label)
+        return _decode(im, im is opened, label, max_pixels)
+    except HandwrittenError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        import re
+
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise HandwrittenError(
+            f"{label}: the image declares {declared}, more than the limit of {max_pixels:,} pixels "
+            "(refused before decoding, as a possible decompression bomb)"
+        ) from None
+    except Image.UnidentifiedImageError:
+        head = _head(source)
+        check_not_document(head, label)
+        if _declares_no_pixels(head):
+            raise HandwrittenError(f"{label}: the image is empty (0x0 pixels)") from None
+        raise HandwrittenError(f"{label}: not an image this tool reads ({', '.join(FORMATS)})") from None
+    except PermissionError:
+        raise HandwrittenError(f"{label}: cannot read the file (permission denied)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise HandwrittenError(f"{label}: truncated or damaged image ({exc})") from None
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def _grey_from_array(source: np.ndarray, label: str, max_pixels: int) -> tuple[np.ndarray, float]:
+    """An image given as a numpy array (grey, RGB or RGBA; integer or float in [0, 1]) as ``load_grey`` returns it."""
+    from handwritten.errors import HandwrittenError
+
+    arr = source.astype(np.float32)
+    top = float(arr.max(initial=0))
+    if source.dtype.kind in "ui" or top > 1.0:  # integer pixels: 8 or 16 bit
+        arr = arr / (65535.0 if top > 255 else 255.0)
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        rgb = arr[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        arr = _composite(rgb, arr[..., 3]) if arr.shape[2] == 4 else rgb
+    if arr.ndim != 2:
+        raise HandwrittenError(f"{label}: an image array must be (H, W), (H, W, 3) or (H, W, 4), got shape {source.shape}")
+    if arr.size == 0:
+        raise HandwrittenError(f"{label}: the image is empty (0x0 pixels)")
+    if arr.size > max_pixels:
+        raise HandwrittenError(f"{label}: {arr.shape[1]}x{arr.shape[0]} pixels is more than the limit of {max_pixels:,}")
+    return _reduce(np.clip(arr, 0, 1))
+
+
+def _open(source, label: str):
+    """Open ``source`` with Pillow, header only: ``(image, opened)``, ``opened`` being what to close, or None.
+
+    Paths and file objects are opened here, in the formats this tool reads; a PIL image is used
+    as it is. Missing, empty and folder paths are refused by name.
+    """
+    import os
+    import warnings
+
+    from PIL import Image
+
+    from handwritten.errors import HandwrittenError
+
+    if isinstance(source, Image.Image):
+        return source, None
+    if isinstance(source, (str, os.PathLike)):
+        if not os.path.exists(source):
+            raise HandwrittenError(f"{label}: file not found")
+        if os.path.isdir(source):
+            raise HandwrittenError(f"{label}: is a folder, not an image file")
+        if os.path.getsize(source) == 0:
+            raise HandwrittenError(f"{label}: empty file (0 bytes)")
+    with warnings.catch_warnings():
+        # Pillow warns above its own limit and refuses at twice it; ours is lower and checked below.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        im = Image.open(source, formats=FORMATS)
+    return im, im
+
+
+def _decode(im, opened_here: bool, label: str, max_pixels: int) -> tuple[np.ndarray, float]:
+    """Check an opened image's size against ``max_pixels``, then decode it to grey, reduced."""
+    from PIL import ImageOps
+
+    from handwritten.errors import HandwrittenError
+
+    width, height = im.size
+    if width == 0 or height == 0:
+        raise HandwrittenError(f"{label}: the image is empty ({width}x{height} pixels)")
+    if width * height > max_pixels:
+        raise HandwrittenError(
+            f"{label}: {width}x{height} pixels is more than the limit of {max_pixels:,} pixels (refused before decoding)"
+        )
+    im.seek(0)  # the first frame of an animation
+    pixels = width * height
+    if opened_here:
+        _draft(im)
+    elif "full_size" in im.info:  # decoded reduced by uploads.open_image
+        pixels = im.info["full_size"][0] * im.info["full_size"][1]
+    im = ImageOps.exif_transpose(im)  # phone photos are stored sideways with an EXIF rotation
+    return _reduce(_to_grey(im), pixels)
+
+
+def check_not_document(head: bytes, label: str) -> None:
+    """Refuse a file whose first bytes ``head`` show a PostScript, EPS or PDF document, naming it."""
+    from handwritten.errors import HandwrittenError
+
+    for magic, kind in DOCUMENTS.items():
+        if head.startswith(magic):
+            raise HandwrittenError(
+                f"{label}: {kind}, not an image; documents are not read (an EPS would run Ghostscript): "
+                f"save it as one of {', '.join(FORMATS)}"
+            )
+
+
+def _head(source) -> bytes:
+    """The first 32 bytes of a path or file object; b"" when they cannot be read."""
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+            return source.read(32)
+        with open(source, "rb") as f:
+            return f.read(32)
+    except (OSError, TypeError):
+        return b""
+
+
+def _declares_no_pixels(head: bytes) -> bool:
+    """Whether a PNG or GIF header Pillow refused declares a width or height of 0."""
+    import struct
+
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
+        return 0 in struct.unpack(">II", head[16:24])
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        return 0 in struct.unpack("<HH", head[6:10])
+    return False
+
+
+def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite float grey onto white if what is drawn is dark, onto black if it is light.
+
+    ``alpha`` is uint8 (0-255) or float in [0, 1].
+    """
+    alpha = alpha.astype(np.float32) * (1 / 255.0) if alpha.dtype == np.uint8 else alpha
+    drawn = alpha > 0.5
+    background = 1.0 if not drawn.any() or grey[drawn].mean() < 0.5 else 0.0
+    return background + (grey - background) * alpha
+
+
+def _to_grey(im) -> np.ndarray:
+    """A PIL image of any mode as grey: uint8, or float32 in [0, 1] when it needs more levels or alpha."""
+    cv2 = framing.opencv()
+
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        arr = np.asarray(im.convert("F"), dtype=np.float32)
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        return arr / top if im.mode != "F" or arr.max(initial=0) > 1 else arr
+    has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+    if has_alpha:
+        rgba = np.asarray(im if im.mode == "RGBA" else im.convert("RGBA"))
+        grey, alpha = cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY), cv2.extractChannel(rgba, 3)
+        if cv2.minMaxLoc(alpha)[0] == 255:  # an alpha channel that hides nothing
+            return grey
+        # _composite's rule, in 8 bits: onto white if what is drawn is dark, onto black if light.
+        drawn = grey[alpha > 127]
+        alpha = alpha.astype(np.uint16)
+        if drawn.size == 0 or drawn.mean() < 127.5:
+            return (255 - ((255 - grey) * alpha + 127) // 255).astype(np.uint8)
+        return ((grey * alpha + 127) // 255).astype(np.uint8)
+    if im.mode == "RGB":
+        return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2GRAY)
+    return np.asarray(im if im.mode == "L" else im.convert("L"))
+
+
+def _draft(im) -> None:
+    """Let a large JPEG decode at 1/2, 1/4 or 1/8 of its size, grey, while still above ``WORK_PIXELS``.
+
+    The decoder scales in the frequency domain, which averages like the area reduction that
+    follows anyway, at a fraction of the time of decoding every pixel.
+    """
+    w, h = im.size
+    k = int((w * h / WORK_PIXELS) ** 0.5)
+    if im.format in ("JPEG", "MPO") and k >= 2 and im.mode in ("L", "RGB", "CMYK"):
+        im.draft("L", (max(1, w // k), max(1, h // k)))
+
+
+def _reduce(g: np.ndarray, pixels: int | None = None) -> tuple[np.ndarray, float]:
+    """Shrink to about ``WORK_PIXELS`` with area averaging (the 28x28 result needs no more); float32 in [0, 1].
+
+    ``pixels`` is how many the image had as given (before a reduced JPEG decode); the factor
+    returned is the input's size over the returned one (1 or more).
+    """
+    cv2 = framing.opencv()
+
+    h, w = g.shape
+    pixels = pixels or w * h
+    if w * h > WORK_PIXELS:
+        k = (WORK_PIXELS / (w * h)) ** 0.5
+        g = cv2.resize(g, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    out = g.astype(np.float32) * (1 / 255.0) if g.dtype == np.uint8 else np.asarray(g, dtype=np.float32)
+    return out, max(1.0, (pixels / out.size) ** 0.5)
