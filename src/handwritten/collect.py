@@ -12,7 +12,6 @@ collects; training is the ``finetune`` command's job (``GET /api/samples`` names
 """
 
 # No "from __future__ import annotations": FastAPI reads the endpoints' annotations at run time.
-import asyncio
 import os
 import threading
 import time
@@ -113,35 +112,15 @@ def finetune_command(model_path: Path, folder: Path) -> str:
 async def read_sample(request, max_bytes: int, timeout: float) -> tuple[bytes, str]:
     """The image and label of a multipart upload, its size capped as ``/api/predict``'s."""
     from starlette.datastructures import UploadFile
-    from starlette.requests import Request
 
-    from handwritten.uploads import MULTIPART_SLACK, RequestError, _read_capped
+    from handwritten.uploads import MULTIPART_SLACK, RequestError, parse_form, read_body
 
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "multipart/form-data":
         raise RequestError(415, f"content type {media!r} is not accepted: send a multipart/form-data upload "
                                 "with the image in field 'file' and the character in field 'label'")
-    limit = max_bytes + MULTIPART_SLACK
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise RequestError(413, f"body too large: {int(length)} bytes; the limit is {max_bytes} bytes")
-    try:
-        body = await asyncio.wait_for(_read_capped(request, limit, max_bytes), timeout)
-    except asyncio.TimeoutError:
-        raise RequestError(408, f"body not received within {timeout:g} s") from None
-    sent = False
-
-    async def receive():
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        form = await Request(request.scope, receive).form(max_files=1, max_fields=4)
-    except Exception as exc:  # the multipart parser's errors all mean a malformed body
-        raise RequestError(400, f"malformed multipart body: {getattr(exc, 'detail', exc)}") from None
+    body = await read_body(request, max_bytes + MULTIPART_SLACK, max_bytes, timeout)
+    form = await parse_form(request.scope, body, max_files=1, max_fields=4)
     try:
         upload, label = form.get("file"), form.get("label")
         if not isinstance(upload, UploadFile):

@@ -93,14 +93,7 @@ async def read_upload(request, max_bytes: int, timeout: float = READ_TIMEOUT_S) 
             f"content type {media!r} is not accepted: send the image as the body (image/png, image/jpeg, "
             "application/octet-stream) or as a multipart/form-data upload in field 'file'",
         )
-    limit = max_bytes + (MULTIPART_SLACK if multipart else 0)
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise RequestError(413, f"body too large: {int(length)} bytes; the limit is {max_bytes} bytes")
-    try:
-        body = await asyncio.wait_for(_read_capped(request, limit, max_bytes), timeout)
-    except asyncio.TimeoutError:
-        raise RequestError(408, f"body not received within {timeout:g} s") from None
+    body = await read_body(request, max_bytes + (MULTIPART_SLACK if multipart else 0), max_bytes, timeout)
     if multipart:
         body = await _multipart_file(request.scope, body)
     if not body:
@@ -108,6 +101,36 @@ async def read_upload(request, max_bytes: int, timeout: float = READ_TIMEOUT_S) 
     if len(body) > max_bytes:
         raise RequestError(413, f"image too large: {len(body)} bytes; the limit is {max_bytes} bytes")
     return body
+
+
+async def read_body(request, limit: int, max_bytes: int, timeout: float) -> bytes:
+    """A request's body, refused once it is over ``limit`` bytes (by its length or as it arrives) or late."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise RequestError(413, f"body too large: {int(length)} bytes; the limit is {max_bytes} bytes")
+    try:
+        return await asyncio.wait_for(_read_capped(request, limit, max_bytes), timeout)
+    except asyncio.TimeoutError:
+        raise RequestError(408, f"body not received within {timeout:g} s") from None
+
+
+async def parse_form(scope, body: bytes, *, max_files: int, max_fields: int):
+    """A multipart ``body`` already read into memory, parsed as a form; a malformed one is a 400."""
+    from starlette.requests import Request
+
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        return await Request(scope, receive).form(max_files=max_files, max_fields=max_fields)
+    except Exception as exc:  # the multipart parser's errors all mean a malformed body
+        raise RequestError(400, f"malformed multipart body: {getattr(exc, 'detail', exc)}") from None
 
 
 async def _read_capped(request, limit: int, max_bytes: int) -> bytes:
@@ -128,21 +151,8 @@ async def _read_capped(request, limit: int, max_bytes: int) -> bytes:
 async def _multipart_file(scope, body: bytes) -> bytes:
     """The file in a multipart body already read (and size-checked) into memory."""
     from starlette.datastructures import UploadFile
-    from starlette.requests import Request
 
-    sent = False
-
-    async def receive():
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        form = await Request(scope, receive).form(max_files=4, max_fields=16)
-    except Exception as exc:  # the multipart parser's errors all mean a malformed body
-        raise RequestError(400, f"malformed multipart body: {getattr(exc, 'detail', exc)}") from None
+    form = await parse_form(scope, body, max_files=4, max_fields=16)
     try:
         files = [value for key, value in form.multi_items() if isinstance(value, UploadFile)]
         files.sort(key=lambda f: f is not form.get("file"))  # field 'file' first, else the first file
