@@ -34,6 +34,11 @@ def newest(name: str, keep=lambda r: True) -> dict | None:
     return rows[-1] if rows else None
 
 
+def newest_full(name: str) -> dict | None:
+    """The newest full result of ``name``; its newest quick one when no full run was made."""
+    return newest(name, lambda r: not r.get("quick")) or newest(name)
+
+
 def _machine(m: dict) -> str:
     load = m.get("load_average")
     where = f"{m['cores']} CPU cores ({m['cpu']})" + (f", {m['gpu']}" if m.get("gpu") else "")
@@ -78,7 +83,7 @@ def _other_seeds(default: dict) -> str:
 
 
 def server_lines() -> list[str]:
-    r = newest("server", lambda r: not r.get("quick")) or newest("server")
+    r = newest_full("server")
     if r is None:
         return ["- Server load test: not measured yet (`make bench`)."]
     load = r["details"]["load"]
@@ -93,7 +98,7 @@ def server_lines() -> list[str]:
 
 
 def rejection_lines() -> list[str]:
-    r = newest("rejection", lambda r: not r.get("quick")) or newest("rejection")
+    r = newest_full("rejection")
     if r is None:
         return ["- Not a character: not measured yet (`python benchmarks/bench_rejection.py`)."]
     d = r["details"]
@@ -127,7 +132,7 @@ def real_handwriting_lines() -> list[str]:
 
 
 def teach_lines() -> list[str]:
-    r = newest("teach", lambda r: not r.get("quick")) or newest("teach")
+    r = newest_full("teach")
     if r is None:
         return ["- Teaching a new hand: not measured yet (`python benchmarks/bench_teach.py`)."]
     t, sizes = r["details"]["teach"], r["sizes"]
@@ -146,7 +151,7 @@ def teach_lines() -> list[str]:
 
 
 def speed_lines() -> list[str]:
-    r = newest("speed", lambda r: not r.get("quick")) or newest("speed")
+    r = newest_full("speed")
     if r is None:
         return ["- Speed (preparing images, server against a bare endpoint): not measured yet (`make bench`)."]
     d, ours, bare = r["details"], r["details"]["servers"]["handwritten"], r["details"]["servers"]["bare"]

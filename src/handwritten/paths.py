@@ -22,14 +22,14 @@ KINDS = {
 }
 
 
-def _stat(path: Path) -> tuple[os.stat_result | None, str | None]:
-    """``path``'s stat (links followed), or None and what stopped it."""
+def _stat(path: Path, what: str) -> tuple[os.stat_result | None, str | None]:
+    """``path``'s stat (links followed), or None and what stopped it (``what`` names the path's kind)."""
     try:
         return path.stat(), None
     except FileNotFoundError:
         if path.is_symlink():
             return None, f"is a symbolic link to {os.readlink(path)}, which does not exist"
-        return None, "not found"
+        return None, f"{what} not found"
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return None, "is a symbolic link loop"
@@ -41,9 +41,7 @@ def _stat(path: Path) -> tuple[os.stat_result | None, str | None]:
 def file_problem(path: str | os.PathLike, what: str = "file") -> str | None:
     """Why ``path`` cannot be read as a regular file, as the end of a message; None when it can."""
     path = Path(path)
-    st, problem = _stat(path)
-    if problem == "not found":
-        return f"{what} not found"
+    st, problem = _stat(path, what)
     if problem:
         return problem
     if stat.S_ISDIR(st.st_mode):
@@ -56,9 +54,7 @@ def file_problem(path: str | os.PathLike, what: str = "file") -> str | None:
 def folder_problem(path: str | os.PathLike, what: str = "folder") -> str | None:
     """Why ``path`` is not a folder, as the end of a message; None when it is one."""
     path = Path(path)
-    st, problem = _stat(path)
-    if problem == "not found":
-        return f"{what} not found"
+    st, problem = _stat(path, what)
     if problem:
         return problem
     if not stat.S_ISDIR(st.st_mode):
