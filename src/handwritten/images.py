@@ -20,10 +20,8 @@ from handwritten.marks import segment_line  # noqa: F401  (a mask per character;
 from handwritten.framing import frame, framing_from_meta, measure_framing, model_input  # noqa: F401
 from handwritten.framing import blur
 
-# Opening an image safely lives in ``opening.py``; its names are re-exported for callers.
-from handwritten.opening import (  # noqa: E402, F401
-    DOCUMENTS, FORMATS, MAX_PIXELS, WORK_PIXELS, _describe, _draft, _reduce, check_not_document, load_grey,
-)
+# Opening an image safely lives in ``opening.py``; load_grey and MAX_PIXELS stay importable from here.
+from handwritten.opening import MAX_PIXELS, _describe, load_grey  # noqa: F401
 
 ONE_CHARACTER_SIDE = 128  # an image of one character keeps at least this many px on its short side
 

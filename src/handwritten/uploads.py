@@ -2,7 +2,7 @@
 
 Bodies are read in chunks up to a limit, whether or not a Content-Length is sent, and a client
 that stops sending half-way is dropped after ``READ_TIMEOUT_S``. Images are checked for their
-pixel count before they are decoded and must be one of ``images.FORMATS``. Every fault is a
+pixel count before they are decoded and must be one of ``opening.FORMATS``. Every fault is a
 :class:`RequestError` carrying the 4xx status to answer with.
 """
 
@@ -10,7 +10,7 @@ import asyncio
 import io
 
 from handwritten.errors import HandwrittenError
-from handwritten.images import FORMATS, check_not_document
+from handwritten.opening import FORMATS, check_not_document
 
 READ_TIMEOUT_S = 30.0  # a client that stops sending half-way through a body is dropped after this
 MULTIPART_SLACK = 64_000  # room for a multipart body's headers and boundaries around the file
@@ -47,7 +47,7 @@ def open_image(data: bytes, max_pixels: int):
             f"image too large: {width}x{height} is {width * height / 1e6:.1f} megapixels; "
             f"the limit is {max_pixels / 1e6:g} megapixels",
         )
-    from handwritten.images import _draft
+    from handwritten.opening import _draft
 
     _draft(image)  # a large JPEG decodes at a fraction of its size; images.load_grey scales its boxes back
     if image.size != (width, height):
