@@ -12,7 +12,7 @@ from handwritten import emnist
 from handwritten.cli import main
 from handwritten.errors import DataError
 from handwritten.idx import read_idx
-from handwritten.sample import MAPPING, frame_like_emnist, render_character, write_sample
+from handwritten.sample import frame_like_emnist, render_character, write_sample
 
 FILES = [
     "emnist-byclass-train-images-idx3-ubyte.gz", "emnist-byclass-train-labels-idx1-ubyte.gz",
