@@ -216,11 +216,11 @@ def _to_grey(im) -> np.ndarray:
         if cv2.minMaxLoc(alpha)[0] == 255:  # an alpha channel that hides nothing
             return grey
         # _composite's rule, in 8 bits: onto white if what is drawn is dark, onto black if light.
-        drawn = grey[alpha > 127]
-        alpha = alpha.astype(np.uint16)
-        if drawn.size == 0 or drawn.mean() < 127.5:
-            return (255 - ((255 - grey) * alpha + 127) // 255).astype(np.uint8)
-        return ((grey * alpha + 127) // 255).astype(np.uint8)
+        # cv2.multiply rounds x * alpha / 255 to the nearest level, as (x * alpha + 127) // 255 does.
+        drawn = cv2.compare(alpha, 127, cv2.CMP_GT)
+        if cv2.countNonZero(drawn) == 0 or cv2.mean(grey, mask=drawn)[0] < 127.5:
+            return cv2.bitwise_not(cv2.multiply(cv2.bitwise_not(grey), alpha, scale=1 / 255))
+        return cv2.multiply(grey, alpha, scale=1 / 255)
     if im.mode == "RGB":
         return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2GRAY)
     return np.asarray(im if im.mode == "L" else im.convert("L"))
