@@ -302,6 +302,21 @@ def test_line_is_split_into_characters_with_dots_merged_and_spaces():
         assert images.frame(ink, p["mask"], images.framing_from_meta({})).shape == (28, 28)
 
 
+def test_a_dot_off_to_the_side_of_a_slanted_stem_joins_it_and_small_letters_stay_apart():
+    page = np.full((130, 400), 240, np.uint8)
+    page[40:110, 40:52] = 20  # a slanted i's stem, its dot up and to the right, not above it
+    page[18:30, 56:68] = 20
+    page[10:110, 100:112] = 20  # an l
+    page[65:110, 140:185] = 20  # an o: small against the l, but no dot
+    page[75:100, 152:173] = 240
+    page[100:110, 300:310] = 20  # a full stop far from everything: not pulled into the o
+    ink, parts = images.segment_line(page, name="line.png")
+    boxes = [p["box"] for p in parts]
+    assert len(boxes) == 4, boxes
+    assert boxes[0][0] <= 40 and boxes[0][1] <= 18 and boxes[0][2] >= 67 and boxes[0][3] >= 109
+    assert boxes[2][0] >= 139 and boxes[2][2] <= 186 and boxes[3][0] >= 299
+
+
 def test_blank_line_is_an_error():
     with pytest.raises(HandwrittenError, match="no ink"):
         images.segment_line(np.full((100, 400), 240, np.uint8), name="empty-line.png")

@@ -3,7 +3,9 @@
 The "re-drawn photos" test trains small models on the offline sample, once framed as EMNIST
 frames (bounding box) and once as MNIST frames (centre of mass), and checks that test images
 the model gets right are still recognised when re-drawn as dark-on-light JPEG photos with
-random margins, sizes, ink colours and a slight rotation.
+random margins, sizes, ink colours and a slight rotation. Training with a seed is repeatable,
+so the models are the same from run to run on one machine; three photos of each image measure the
+share recognised more finely than one.
 """
 
 from __future__ import annotations
@@ -132,12 +134,12 @@ def test_read_line_refuses_a_sheet_of_dots_at_once(trained_model, tmp_path, caps
 
 
 @pytest.fixture(scope="module")
-def sample_150(tmp_path_factory):
+def sample_300(tmp_path_factory):
     """A larger sample than conftest's, so a model can learn enough to be judged on re-drawn images."""
     from handwritten.sample import write_sample
 
-    folder = tmp_path_factory.mktemp("sample150") / "emnist"
-    write_sample(folder, train_per_class=150, test_per_class=8, seed=1)
+    folder = tmp_path_factory.mktemp("sample300") / "emnist"
+    write_sample(folder, train_per_class=300, test_per_class=8, seed=1)
     return folder
 
 
@@ -155,14 +157,14 @@ def mnist_style(folder, out):
 
 
 @pytest.fixture(scope="module", params=["bbox", "com"])
-def learnt(request, sample_150, tmp_path_factory):
+def learnt(request, sample_300, tmp_path_factory):
     """(model path, data folder) for a model_2 trained with augmentation on one framing of the sample."""
     from handwritten.train import create_model
 
     tmp = tmp_path_factory.mktemp(f"learnt-{request.param}")
-    data = sample_150 if request.param == "bbox" else mnist_style(sample_150, tmp / "mnist-style")
+    data = sample_300 if request.param == "bbox" else mnist_style(sample_300, tmp / "mnist-style")
     path = tmp / "model.keras"
-    create_model("model_2", str(path), 1.0, data=data, epochs=15, batch_size=64, augment=True, seed=0, verbose=0)
+    create_model("model_2", str(path), 1.0, data=data, epochs=25, batch_size=64, augment=True, seed=0, verbose=0)
     return path, data, request.param
 
 
@@ -176,14 +178,15 @@ def test_redrawn_photos_are_recognised(learnt):
     right = np.flatnonzero(r.predict_arrays(x).argmax(1) == y)
     assert len(right) >= 300, f"the model gets only {len(right)} of {len(y)} test images right"
     rng = np.random.default_rng(7)
+    shown = np.repeat(right, 3)
     photos = [on_paper(x[i], rng, side=int(rng.integers(40, 400)), margin=int(rng.integers(0, 300)),
-                       rotation=float(rng.uniform(-4, 4))) for i in right]
+                       rotation=float(rng.uniform(-4, 4))) for i in shown]
     results = r.predict(photos)
     said = [res["character"] for res in results]
-    truth = [r.mapping[y[i]] for i in right]
+    truth = [r.mapping[y[i]] for i in shown]
     exact = np.mean([a == b for a, b in zip(said, truth)])
     recognised = np.mean([fold(a) == fold(b) for a, b in zip(said, truth)])
-    print(f"{kind}: {len(right)} re-drawn photos, {recognised:.1%} recognised ({exact:.1%} with exact case)")
+    print(f"{kind}: {len(shown)} re-drawn photos, {recognised:.1%} recognised ({exact:.1%} with exact case)")
     assert recognised >= 0.95
     assert exact >= 0.85
 

@@ -195,6 +195,38 @@ def test_training_pipeline_visits_every_image_once_per_epoch_in_a_new_order():
     np.testing.assert_allclose(images.numpy()[:, 0, 0, 0], labels.numpy() / 255.0, rtol=1e-6)
 
 
+def test_augmented_batches_follow_the_seed_whatever_thread_warps_them():
+    import tensorflow as tf
+
+    from handwritten.train import _pipeline
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.integers(0, 256, (300, 28, 28), dtype=np.uint8))
+    y = tf.constant(np.arange(300, dtype=np.int32))
+
+    def epochs(seed):
+        ds = _pipeline(x, y, np.arange(300), batch=16, input_shape=(28, 28, 1), transposed=False, train=True,
+                       augment=True, seed=seed)
+        return [np.concatenate([images.numpy() for images, _ in ds]) for _ in range(2)]
+
+    first, again, other = epochs(3), epochs(3), epochs(4)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], first[1]) and not np.array_equal(first[0], other[0])
+
+
+def test_training_twice_with_one_seed_gives_the_same_weights(tmp_path, sample_dir):
+    import keras
+
+    from handwritten.train import create_model
+
+    for name in ("a.keras", "b.keras"):
+        create_model("model_2", str(tmp_path / name), 0.25, data=sample_dir, epochs=1, augment=True, seed=5, verbose=0)
+    a, b = (keras.saving.load_model(tmp_path / name) for name in ("a.keras", "b.keras"))
+    for u, v in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(u, v)
+
+
 def test_recalibration_gives_batch_norm_the_statistics_of_clean_data_without_dropout():
     import keras
 

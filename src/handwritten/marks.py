@@ -18,6 +18,11 @@ from handwritten import framing
 # dots, graph paper or noise has thousands, and nothing useful could be read from it.
 MAX_MARKS = 500
 
+# Against the line's tall characters (its 75th-percentile height), a mark under DOT_SIZE of it
+# both ways is no character of its own (an i's or j's dot off to the side of a slanted stem, a
+# flick of the pen): it joins the nearest larger mark within DOT_REACH of that height.
+DOT_SIZE, DOT_REACH = 0.35, 0.5
+
 
 def components(mask: np.ndarray, min_size: int = 1) -> tuple[np.ndarray, list[dict]]:
     """8-connected components of at least ``min_size`` pixels: labels and, per component, size, box and border contact.
@@ -139,6 +144,28 @@ def group_overlapping(boxes: list[list[int]]) -> list[list[int]]:
     return groups
 
 
+def _attach_dots(groups: list[list[dict]], boxes: list[list[int]]) -> list[list[dict]]:
+    """``groups`` with each dot-sized one merged into the nearest larger group within reach."""
+    b = np.array(boxes, np.float64).reshape(-1, 4)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    tall = float(np.percentile(h, 75)) if len(b) else 0.0
+    dot = (w < DOT_SIZE * tall) & (h < DOT_SIZE * tall)
+    if dot.all() or not dot.any():
+        return groups
+    large = np.flatnonzero(~dot)
+    into = {}
+    for k in np.flatnonzero(dot):
+        dx = np.maximum(np.maximum(b[large, 0] - b[k, 2], b[k, 0] - b[large, 2]), 0)
+        dy = np.maximum(np.maximum(b[large, 1] - b[k, 3], b[k, 1] - b[large, 3]), 0)
+        distance = np.hypot(dx, dy)
+        if distance.min() <= DOT_REACH * tall:
+            into[int(k)] = int(large[distance.argmin()])
+    merged = [list(g) for g in groups]
+    for k, j in into.items():
+        merged[j] += groups[k]
+    return [g for k, g in enumerate(merged) if k not in into]
+
+
 def line_characters(labels: np.ndarray, comps: list[dict], label: str = "image") -> tuple[np.ndarray, list[dict]]:
     """The characters of a line: parts grouped where they overlap horizontally; specks and edges dropped.
 
@@ -161,6 +188,7 @@ def line_characters(labels: np.ndarray, comps: list[dict], label: str = "image")
         raise _too_many(label, "a line", len(comps))
 
     groups = [[comps[k] for k in g] for g in group_overlapping([c["box"] for c in comps])]
+    groups = _attach_dots(groups, [_union([c["box"] for c in g]) for g in groups])
     boxes = [_union([c["box"] for c in g]) for g in groups]
     order = sorted(range(len(groups)), key=lambda i: (boxes[i][0] + boxes[i][2]) / 2)
     groups, boxes = [groups[i] for i in order], [boxes[i] for i in order]
@@ -179,8 +207,9 @@ def segment_line(source, name: str | None = None, max_pixels: int | None = None)
     """Find the characters of a line written left to right.
 
     Connected components are grouped into characters when they overlap horizontally by at least
-    half the narrower one's width (an i's or j's dot above its stem, a stroke broken in two);
-    specks and paper edges are dropped. A space goes before a character whose gap from the
+    half the narrower one's width (an i's or j's dot above its stem, a stroke broken in two), and
+    a dot-sized mark joins the nearest character within reach (a dot off to the side of a slanted
+    stem); specks and paper edges are dropped. A space goes before a character whose gap from the
     previous one is much wider than the typical gap.
 
     Returns:

@@ -59,17 +59,23 @@ def training_framing(images) -> dict:
         return {"kind": "bbox", "pad": 2}
 
 
-def random_affine(images):
+def random_affine(images, seed=None):
     """Random affine per image: rotation +-8 deg, shift +-2 px, scale 0.95-1.05, shear +-0.1.
 
     EMNIST's images are centred and scaled to their bounding box, so shift and scale vary little;
-    rotation and shear stand for the slant of handwriting.
+    rotation and shear stand for the slant of handwriting. ``seed`` (an int64 tensor) makes the
+    draw a function of it alone, whatever thread of a parallel map runs it.
     """
     import tensorflow as tf
 
     n = tf.shape(images)[0]
     size = tf.cast(tf.shape(images)[1], tf.float32)
-    uniform = lambda lo, hi: tf.random.uniform([n], lo, hi)  # noqa: E731
+    if seed is None:
+        uniform = lambda lo, hi: tf.random.uniform([n], lo, hi)  # noqa: E731
+    else:
+        draws = tf.random.stateless_uniform([5, n], tf.stack([seed, seed // 7]))
+        parts = iter(tf.unstack(draws))
+        uniform = lambda lo, hi: lo + (hi - lo) * next(parts)  # noqa: E731
     angle, shear = uniform(-0.14, 0.14), uniform(-0.1, 0.1)
     scale, tx, ty = uniform(0.95, 1.05), uniform(-2.0, 2.0), uniform(-2.0, 2.0)
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
@@ -89,13 +95,13 @@ def make_pipeline(x, y, indices, *, batch: int, input_shape, transposed: bool, t
     """A ``tf.data`` pipeline that gathers uint8 batches by index and scales them to [0, 1]."""
     import tensorflow as tf
 
-    def prepare(idx):
+    def prepare(idx, draw=None):
         images = tf.gather(x, idx)
         if transposed:  # a model trained on EMNIST's files as stored
             images = tf.transpose(images, [0, 2, 1])
         images = tf.cast(images, tf.float32)[..., None] / 255.0
         if augment:
-            images = random_affine(images)
+            images = random_affine(images, draw)
         return tf.reshape(images, [-1, *input_shape]), tf.gather(y, idx)
 
     if train:
@@ -108,6 +114,10 @@ def make_pipeline(x, y, indices, *, batch: int, input_shape, transposed: bool, t
     else:
         ds = tf.data.Dataset.from_tensor_slices(indices)
     ds = ds.batch(batch).apply(tf.data.experimental.assert_cardinality(math.ceil(len(indices) / batch)))
+    if train and augment:
+        # Each batch's warp comes from its own seed, drawn in order: the same run twice warps alike.
+        draws = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, draws))
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

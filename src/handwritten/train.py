@@ -246,7 +246,8 @@ def create_model(model_name: str, path_to_done_NN, part_for_samples=1.0, *, data
         split: EMNIST split (default: byclass when present, else inferred from the labels).
         epochs, batch_size, learning_rate, validation, augment: override the model's
             defaults in ``DEFAULTS``.
-        seed: seeds the subset, the validation split, the shuffling and the initial weights.
+        seed: seeds the subset, the validation split, the shuffling, the augmentation and the
+            initial weights: the same seed on the same machine trains the same weights.
         distribute: None, ``"mirrored"`` or ``"multiworker"`` (cluster from ``TF_CONFIG``).
         resume: None continues from a checkpoint if one is beside the output; True requires
             one; False ignores (and later replaces) it.
