@@ -51,7 +51,7 @@ def server(trained_model, tmp_path_factory):
     """``handwritten serve`` on a free port; its URL. Stopped when the module's tests are done."""
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    process = serve(str(trained_model), "--port", str(port), "--quiet", log=log)
+    process = serve(str(trained_model), "--port", str(port), "--quiet", "--workers", "2", log=log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180  # TensorFlow's import is slow on a busy machine
     try:
@@ -65,7 +65,7 @@ def server(trained_model, tmp_path_factory):
                 if time.monotonic() > deadline:
                     pytest.fail(f"handwritten serve did not answer within 180 s:\n{log.read_text()[-3000:]}")
                 time.sleep(0.25)
-        yield url
+        yield url, log
     finally:
         process.terminate()
         try:
@@ -85,16 +85,21 @@ def drawing() -> bytes:
 
 
 def test_serves_page_and_api_on_localhost(server):
+    server, log = server
     status, page = get(server + "/")
     assert status == 200 and b'id="canvas"' in page
     status, body = post(server + "/api/predict?top=3", drawing())
     assert status == 200 and len(body["top"]) == 3 and body["input_png"]
     info = json.loads(get(server + "/api/model")[1])
     assert body["character"] in info["mapping"]
+    # Two processes answer, side by side, each with its own copy of the model.
+    text = log.read_text()
+    assert "2 worker processes" in text and text.count("Started server process") == 2, text[-3000:]
 
 
 @pytest.mark.slow
 def test_load_from_a_second_process_has_no_errors(server):
+    server, _ = server
     cmd = [sys.executable, str(LOAD), "--url", server, "--requests", "2000", "--concurrency", "8", "--time-limit", "240"]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     result = json.loads(run.stdout)
@@ -107,6 +112,7 @@ def test_load_from_a_second_process_has_no_errors(server):
 
 
 def test_a_stalled_upload_does_not_stall_other_requests(server):
+    server, _ = server
     port = int(server.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=30) as stalled:
         # Promise 100 kB, send a few bytes, and go quiet while others are served.
@@ -121,6 +127,7 @@ def test_a_stalled_upload_does_not_stall_other_requests(server):
 
 
 def test_a_client_trickling_its_headers_is_dropped(server):
+    server, _ = server
     port = int(server.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
         slow.settimeout(1.0)  # one header line a second, as long as the server keeps listening
@@ -142,6 +149,7 @@ def test_a_client_trickling_its_headers_is_dropped(server):
 
 
 def test_requests_for_another_host_name_get_400(server):
+    server, _ = server
     request = urllib.request.Request(server + "/healthz", headers={"Host": "evil.example"})
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(request, timeout=10)
@@ -158,7 +166,7 @@ def test_sigterm_stops_the_server_promptly_with_requests_in_flight(trained_model
 
     port = free_port()
     log = tmp_path / "serve.log"
-    process = serve(str(trained_model), "--port", str(port), "--quiet", log=log)
+    process = serve(str(trained_model), "--port", str(port), "--quiet", "--workers", "2", log=log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -207,6 +215,8 @@ def test_serve_reports_bad_arguments_without_a_traceback(tmp_path):
         ([str(tmp_path / "missing.keras"), "--port", "70000"], "--port 70000"),
         ([str(tmp_path / "missing.keras"), "--max-mb", "0"], "must be a number in (0"),
         ([str(tmp_path / "missing.keras"), "--allow-host", "http://evil.example"], "--allow-host 'http://evil.example'"),
+        ([str(tmp_path / "missing.keras"), "--workers", "0"], "--workers 0: give a number of processes from 1 to 64"),
+        ([str(tmp_path / "missing.keras"), "--workers", "2", "--collect", str(tmp_path)], "Teach mode (--collect) runs in one process"),
     ):
         run = subprocess.run(
             [sys.executable, "-m", "handwritten", "serve", *args], capture_output=True, text=True, timeout=120

@@ -23,7 +23,7 @@ COMMANDS = [
     "handwritten.evaluate",
     "handwritten.predict",
     "handwritten.export",
-    "handwritten.server",
+    "handwritten.serve_cli",
 ]
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from handwritten import __version__
 from handwritten.api_schemas import image_body_doc, schemas
 from handwritten.errors import HandwrittenError
-from handwritten.guards import HEADER_TIMEOUT_S, LOOPBACK_HOSTS, HostCheck, header_deadline, served_hosts
+from handwritten.guards import LOOPBACK_HOSTS, HostCheck
 from handwritten.uploads import (  # noqa: F401 (frame_upload, open_image: for callers)
     READ_TIMEOUT_S, RequestError, examine_upload, frame_upload, open_image, read_line_upload, read_upload,
 )
@@ -303,62 +303,3 @@ def create_app(
                                          read_timeout=read_timeout))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
-
-# --- the command ---------------------------------------------------------------------------
-
-
-def run_serve(args) -> int:
-    if not 0 <= args.port <= 65535:
-        raise HandwrittenError(f"--port {args.port}: a port is between 0 and 65535")
-    from handwritten.limits import check_number
-
-    check_number("--max-mb", args.max_mb, 0, 1_000_000, ends="(]")  # a terabyte: any more is a typo
-    check_number("--max-megapixels", args.max_megapixels, 0, 1_000_000, ends="(]")
-    hosts = served_hosts(args.host, args.allow_host)
-    app = create_app(
-        args.model, max_bytes=int(args.max_mb * 1e6), max_pixels=int(args.max_megapixels * 1e6), allowed_hosts=hosts,
-        collect=args.collect, min_confidence=args.min_confidence,
-    )
-    import uvicorn
-
-    print(f"note: {app.state.runtime}", flush=True)
-    if args.host not in LOOPBACK_HOSTS:
-        print(f"note: listening on {args.host}; anyone who can reach it can use the model (there is no login)")
-        if hosts != ["*"]:
-            print(f"note: answering requests for {', '.join(hosts)} only; add --allow-host NAME for the name clients use")
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        access_log=not args.quiet,
-        log_level="info",
-        http=header_deadline(HEADER_TIMEOUT_S),
-        timeout_keep_alive=KEEP_ALIVE_S,
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-    )
-    return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("serve", help="serve a web page and an HTTP API that recognise characters")
-    p.add_argument("model", help="model file (.keras, .h5 or .onnx), e.g. demo/model_2.keras from make demo")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
-    p.add_argument("--max-mb", type=float, default=DEFAULT_MAX_BYTES / 1e6, help="largest image file accepted, MB (default: %(default)s)")
-    p.add_argument(
-        "--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, help="largest image accepted, megapixels (default: %(default)s)"
-    )
-    p.add_argument(
-        "--allow-host", action="append", default=[], metavar="NAME",
-        help="also answer requests for this host name (the name clients use to reach the server); repeatable; "
-        "'*' answers any (default: the --host address, and 127.0.0.1, localhost and ::1 when listening on loopback)",
-    )
-    p.add_argument("--min-confidence", type=float, default=None, metavar="P",
-                   help="mark answers whose calibrated probability is below P as unsure (default: %(default)s, "
-                        "meaning the model's own, else 0.5)")
-    p.add_argument("--quiet", action="store_true", help="do not log each request (default: %(default)s)")
-    p.add_argument("--collect", default=None, metavar="DIR",
-                   help="add a Teach mode that saves your own samples into DIR, one folder per character, for "
-                        "'handwritten finetune --data DIR' (default: %(default)s, off)")
-    p.set_defaults(run=run_serve)
