@@ -232,3 +232,44 @@ def test_serve_help_shows_defaults():
     assert run.returncode == 0
     for words in ("--host", "(default: 127.0.0.1)", "(default: 8000)", "(default: 10.0)", "(default: 20.0)"):
         assert words in run.stdout
+
+
+def test_worker_sockets_share_a_port_and_refuse_one_taken():
+    import asyncio
+
+    from handwritten.errors import HandwrittenError
+    from handwritten.serve_cli import listening_sockets
+
+    socks = listening_sockets("127.0.0.1", 0, 2)
+    try:
+        port = socks[0].getsockname()[1]
+        assert [s.getsockname()[1] for s in socks] == [port, port]
+        # Made as TCP sockets, so asyncio turns Nagle's algorithm off on their connections (an
+        # answer otherwise waits for the client's delayed ACK, about 40 ms).
+        assert all(s.proto == socket.IPPROTO_TCP for s in socks)
+
+        async def nodelay_of_a_connection() -> int:
+            seen = asyncio.get_running_loop().create_future()
+
+            def accepted(reader, writer):
+                sock = writer.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                writer.close()
+
+            servers = [await asyncio.start_server(accepted, sock=s) for s in socks]  # the kernel picks one
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                value = await asyncio.wait_for(seen, 5)
+            for server in servers:
+                server.close()
+            return value
+
+        assert asyncio.run(nodelay_of_a_connection()) != 0
+    finally:
+        for s in socks:
+            s.close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(HandwrittenError, match=rf"cannot listen on 127.0.0.1:{port}: Address already in use"):
+            listening_sockets("127.0.0.1", port, 2)

@@ -2,17 +2,21 @@
 
 One Python process prepares images one small step at a time, under one lock (the GIL), so it
 keeps about one core busy however many threads it has. With ``--workers N`` (by default one per
-core, at most ``MAX_DEFAULT_WORKERS``) uvicorn starts N processes that share the listening
-socket, each with its own copy of the model. The model is loaded (and a Keras model converted
-to ONNX, cached) once before they start, so a bad model file is reported at once, and each
-worker finds the conversion ready. Teach mode (``--collect``) runs in one process: its Undo
-takes back the sample that process saved last.
+core, at most ``MAX_DEFAULT_WORKERS``) N uvicorn processes answer side by side, each with its
+own copy of the model and its own listening socket on the same port (``SO_REUSEPORT``): the
+kernel spreads new connections over them. (Sharing one socket, as uvicorn's own workers do,
+lets whichever process wakes first accept a whole burst of connections, and a client keeps its
+connection: one process then did all the work.) The model is loaded (and a Keras model
+converted to ONNX, cached) once before they start, so a bad model file is reported at once and
+each worker finds the conversion ready. Teach mode (``--collect``) runs in one process: its
+Undo takes back the sample that process saved last.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 
 from handwritten.errors import HandwrittenError
 from handwritten.guards import LOOPBACK_HOSTS, served_hosts
@@ -58,6 +62,83 @@ def app_from_environment():
     return create_app(settings.pop("model"), **settings)
 
 
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` sockets listening on ``host:port`` side by side (the first one's port when ``port`` is 0)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    out: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on connections of a socket made
+            # so, and without it each answer waited about 40 ms for the client's delayed ACK.
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            out.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            sock.listen(2048)
+    except OSError as exc:
+        for sock in out:
+            sock.close()
+        raise HandwrittenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return out
+
+
+def serve_worker(options: dict, sock: socket.socket) -> None:
+    """One worker process: uvicorn on its own socket, the application from ``app_from_environment``."""
+    import uvicorn
+
+    from handwritten.deadline import HeaderDeadline
+
+    config = uvicorn.Config(f"{__name__}:app_from_environment", factory=True, http=HeaderDeadline, **options)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def run_workers(options: dict, count: int) -> int:
+    """Run ``count`` worker processes until SIGTERM or Ctrl-C (passed on to them) or until one of them stops."""
+    import multiprocessing
+    import multiprocessing.connection
+    import signal
+    import threading
+
+    from handwritten.server import SHUTDOWN_GRACE_S
+
+    sockets = listening_sockets(options["host"], options["port"], count)
+    options = {**options, "port": sockets[0].getsockname()[1]}
+    spawn = multiprocessing.get_context("spawn")
+    processes = [spawn.Process(target=serve_worker, args=(options, sock), name=f"worker {k + 1}")
+                 for k, sock in enumerate(sockets)]
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for process in processes:
+            process.start()
+        host = f"[{options['host']}]" if ":" in options["host"] else options["host"]
+        print(f"note: serving http://{host}:{options['port']} (press Ctrl-C to stop)", flush=True)
+        while not stop.is_set() and all(p.is_alive() for p in processes):
+            multiprocessing.connection.wait([p.sentinel for p in processes], timeout=0.5)
+        stopped = [p for p in processes if not p.is_alive()]
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: uvicorn finishes or cancels what runs, then exits
+        for process in processes:
+            process.join(SHUTDOWN_GRACE_S + 10)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sock in sockets:
+            sock.close()
+    if stop.is_set():
+        return 0
+    for process in stopped:
+        print(f"handwritten serve: error: {process.name} stopped (exit status {process.exitcode}); "
+              "the server stopped with it", flush=True)
+    return 1
+
+
 def run_serve(args) -> int:
     import uvicorn
 
@@ -73,17 +154,16 @@ def run_serve(args) -> int:
         print(f"note: listening on {args.host}; anyone who can reach it can use the model (there is no login)")
         if hosts != ["*"]:
             print(f"note: answering requests for {', '.join(hosts)} only; add --allow-host NAME for the name clients use")
-    options = dict(host=args.host, port=args.port, access_log=not args.quiet, log_level="info", http=HeaderDeadline,
+    options = dict(host=args.host, port=args.port, access_log=not args.quiet, log_level="info",
                    timeout_keep_alive=KEEP_ALIVE_S, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
                    timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
     if workers == 1:
-        uvicorn.run(app, **options)
+        uvicorn.run(app, http=HeaderDeadline, **options)
         return 0
     del app  # each worker loads its own
     os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **options)
-    return 0
+    return run_workers(options, workers)
 
 
 def register(sub) -> None:
