@@ -7,9 +7,10 @@ the median of many calls in this process, whose libraries run one thread each. B
 time and the thread's CPU time are recorded; the machine may be shared, and CPU time is what
 one core spends whoever else is running.
 
-The server (``handwritten serve MODEL``, the model in onnxruntime) and a bare FastAPI endpoint
-that decodes the same PNG with Pillow, resizes it to 28x28 and calls the same ONNX model
-(``bare_server.py``) run side by side on 127.0.0.1; ``server_load.py`` sends each the same
+The server (``handwritten serve MODEL`` with its defaults: the model in onnxruntime, one worker
+process per core) and a bare FastAPI endpoint that decodes the same PNG with Pillow, resizes it
+to 28x28 and calls the same ONNX model (``bare_server.py``, one uvicorn process, as uvicorn
+runs an app by default) run side by side on 127.0.0.1; ``server_load.py`` sends each the same
 canvas PNGs from 8 client threads, in alternating rounds, so both see the same load from
 whatever else runs on the machine. The figure to meet is the ratio of their request rates.
 
@@ -141,6 +142,14 @@ def servers(model_path, quick: bool) -> tuple[dict, str]:
     return runs, note
 
 
+def worker_note(runtime_note: str) -> str:
+    """How many worker processes the server's first log line says it started."""
+    import re
+
+    found = re.search(r"(\d+) worker process(es)?", runtime_note)
+    return found.group(0) if found else "worker processes not logged"
+
+
 def main() -> int:
     args = common.parse_args(__doc__.splitlines()[0], lambda p: p.add_argument(
         "--model", help="serve this model instead of this run's model_2 (default: %(default)s)"))
@@ -165,7 +174,8 @@ def main() -> int:
                       note=f"wall {photo['wall_ms']} ms median, {photo['wall_min_ms']} ms fastest"),
         common.figure(f"Server / bare endpoint, requests per second, {CLIENTS} clients, interleaved", round(ratio, 3),
                       "x", target=f">= {RATIO_TARGET:g}", met=ratio >= RATIO_TARGET,
-                      note=f"{ours['requests_per_s']} vs {bare['requests_per_s']} requests/s; {busy}"),
+                      note=f"{ours['requests_per_s']} vs {bare['requests_per_s']} requests/s; the server as started by "
+                           f"default ({worker_note(runtime_note)}), the bare endpoint in one process; {busy}"),
         common.figure("Server, POST /api/predict: latency p50 / p99", f"{ours['p50_ms']:.1f} / {ours['p99_ms']:.1f}", "ms",
                       target=f"p99 <= {P99_TARGET_MS:g}", met=ours["p99_ms"] <= P99_TARGET_MS,
                       note=f"bare endpoint {bare['p50_ms']:.1f} / {bare['p99_ms']:.1f} ms"),
