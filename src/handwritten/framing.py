@@ -235,8 +235,7 @@ def frame(ink: np.ndarray, mask: np.ndarray, framing: dict) -> np.ndarray:
     else:
         # The character's pixels, their soft edges and what they enclose (faint detail inside a
         # shape); anything else in the window, such as a neighbour's stroke or a speck, is left out.
-        cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-        region = _fill_holes(cv2.dilate(own.view(np.uint8), cross, iterations=soft))
+        region = _fill_holes(cv2.dilate(own.view(np.uint8), cross(), iterations=soft))
         cut = _cut(ink, y0, x0, y1, x1) * region
 
     # Draw at SCALE_UP x the final size: the character's longest side becomes `inter` px.
@@ -265,6 +264,12 @@ def opencv():
 
     module.setNumThreads(1)
     return module
+
+
+@functools.cache
+def cross() -> np.ndarray:
+    """The 3x3 cross (4-neighbourhood) that dilations grow by, made once."""
+    return opencv().getStructuringElement(opencv().MORPH_CROSS, (3, 3))
 
 
 def blur(a: np.ndarray, sigma: float) -> np.ndarray:

@@ -87,8 +87,7 @@ def _background_map(g: np.ndarray) -> np.ndarray:
 
     h, w = g.shape
     top = float(g.max(initial=0))
-    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    inky = cv2.dilate((g > _otsu(g, max(top, 1e-6)) * max(top, 1e-6)).view(np.uint8), cross, iterations=2)
+    inky = cv2.dilate((g > _otsu(g, max(top, 1e-6)) * max(top, 1e-6)).view(np.uint8), framing.cross(), iterations=2)
     if min(h, w) < 32 or inky.all():
         return np.full_like(g, float(np.median(g[inky == 0])) if not inky.all() else 0.0)
     k = 64 / max(h, w)

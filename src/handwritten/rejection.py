@@ -81,15 +81,17 @@ def _outline(mask: np.ndarray) -> int:
 
 def _holes(crop: np.ndarray) -> int:
     """Background regions enclosed by ink, of at least ``HOLE_SHARE`` of the box's area."""
-    from scipy import ndimage
+    from handwritten.framing import opencv
 
-    background, n = ndimage.label(np.pad(~crop, 1, constant_values=True))
-    if n <= 1:
+    cv2 = opencv()
+    padded = cv2.copyMakeBorder((~crop).view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
+    n, background, stats, _ = cv2.connectedComponentsWithStats(padded, connectivity=4)
+    if n <= 2:  # label 0 is the ink; one region of background is the outside
         return 0
-    sizes = np.bincount(background.ravel(), minlength=n + 1)
+    sizes = stats[:, cv2.CC_STAT_AREA]
     outside = background[0, 0]
     least = max(4.0, HOLE_SHARE * crop.size)
-    return int(sum(1 for k in range(1, n + 1) if k != outside and sizes[k] >= least))
+    return int(sum(1 for k in range(1, n) if k != outside and sizes[k] >= least))
 
 
 def _columns(crop: np.ndarray, height: int) -> int:
