@@ -273,3 +273,18 @@ def test_worker_sockets_share_a_port_and_refuse_one_taken():
         port = taken.getsockname()[1]
         with pytest.raises(HandwrittenError, match=rf"cannot listen on 127.0.0.1:{port}: Address already in use"):
             listening_sockets("127.0.0.1", port, 2)
+
+
+def test_workers_default_to_the_cores_and_to_one_where_a_port_cannot_be_shared(monkeypatch):
+    from handwritten.cli import build_parser
+    from handwritten.errors import HandwrittenError
+    from handwritten.serve_cli import MAX_DEFAULT_WORKERS, app_settings, default_workers
+
+    assert 1 <= default_workers() <= min(MAX_DEFAULT_WORKERS, len(os.sched_getaffinity(0)))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert default_workers() == MAX_DEFAULT_WORKERS
+    monkeypatch.delattr(socket, "SO_REUSEPORT")
+    assert default_workers() == 1
+    with pytest.raises(HandwrittenError, match="--workers 2: this system cannot share a port"):
+        app_settings(build_parser().parse_args(["serve", "m.keras", "--workers", "2"]))
+    assert app_settings(build_parser().parse_args(["serve", "m.keras", "--workers", "1"]))["model"] == "m.keras"

@@ -28,7 +28,10 @@ SETTINGS_VARIABLE = "HANDWRITTEN_SERVE_SETTINGS"
 
 
 def default_workers() -> int:
-    """One worker per core this process may run on, at most ``MAX_DEFAULT_WORKERS``."""
+    """One worker per core this process may run on, at most ``MAX_DEFAULT_WORKERS``; 1 where
+    sockets cannot share a port (no ``SO_REUSEPORT``)."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(cores, MAX_DEFAULT_WORKERS))
 
@@ -43,6 +46,9 @@ def app_settings(args) -> dict:
     check_number("--max-megapixels", args.max_megapixels, 0, 1_000_000, ends="(]")
     if args.workers is not None and not 1 <= args.workers <= MAX_WORKERS:
         raise HandwrittenError(f"--workers {args.workers}: give a number of processes from 1 to {MAX_WORKERS}")
+    if (args.workers or 1) > 1 and not hasattr(socket, "SO_REUSEPORT"):
+        raise HandwrittenError(f"--workers {args.workers}: this system cannot share a port between processes "
+                               "(no SO_REUSEPORT); give --workers 1")
     if args.collect is not None and (args.workers or 1) > 1:
         raise HandwrittenError(f"--workers {args.workers}: Teach mode (--collect) runs in one process; "
                                "leave out --workers or give --workers 1")
