@@ -205,10 +205,11 @@ def frame(ink: np.ndarray, mask: np.ndarray, framing: dict) -> np.ndarray:
 
     The ink is cut out with room for its soft edges; a stroke much thinner than the training
     data's (a fine pen on a big photo, which would shrink to a faint hairline) is thickened to
-    it; the character is drawn at ``SCALE_UP`` times the final size, blurred as EMNIST was
-    (sigma 1 at 128 px), scaled so its box is ``framing["box"]`` and placed so its bounding-box
-    centre (``"bbox"``) or centre of mass (``"com"``) lands on ``framing["center"]``; last, its
-    edges are softened to the training data's ``framing["edge"]``.
+    it; the character is drawn at ``SCALE_UP`` times the final size, scaled so its box is
+    ``framing["box"]`` and placed so its bounding-box centre (``"bbox"``) or centre of mass
+    (``"com"``) lands on ``framing["center"]``; last, edges sharper than the training data's
+    ``framing["edge"]`` are blurred to it (EMNIST's own recipe blurs every character with sigma 1
+    at 128 px; blurring an image that is soft already would make it softer than the data).
     """
     cv2 = opencv()
 
@@ -244,10 +245,12 @@ def frame(ink: np.ndarray, mask: np.ndarray, framing: dict) -> np.ndarray:
     resample = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
     h, w = max(1, round((y1 - y0) * k)), max(1, round((x1 - x0) * k))
     up = cv2.resize(cut.astype(np.float32), (w, h), interpolation=resample)
-    up = blur(cv2.copyMakeBorder(up, 4, 4, 4, 4, cv2.BORDER_CONSTANT, value=0), inter / 128)
+    up = cv2.copyMakeBorder(up, 4, 4, 4, 4, cv2.BORDER_CONSTANT, value=0)
     out = _place(up, framing)
     # Soften edges to the training data's softness (EMNIST's blur and bicubic resampling leave
-    # edges about 1.5 px wide; a sharp photo would otherwise give edges under 1 px).
+    # edges about 1.5 px wide; a sharp photo would otherwise give edges under 1 px), and only as
+    # far as they need: a photo that is soft already (out of focus, or drawn small and enlarged)
+    # keeps its edges instead of being blurred once more.
     wanted, have = float(framing.get("edge", 0.0)), float(_edge(out[None])[0])
     if have < 0.9 * wanted:
         up = blur(up, SCALE_UP * np.sqrt(wanted**2 - have**2) / EDGE_PER_SIGMA)
