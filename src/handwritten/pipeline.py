@@ -59,23 +59,19 @@ def training_framing(images) -> dict:
         return {"kind": "bbox", "pad": 2}
 
 
-def random_affine(images, seed=None):
+def random_affine(images, seed):
     """Random affine per image: rotation +-8 deg, shift +-2 px, scale 0.95-1.05, shear +-0.1.
 
     EMNIST's images are centred and scaled to their bounding box, so shift and scale vary little;
-    rotation and shear stand for the slant of handwriting. ``seed`` (an int64 tensor) makes the
-    draw a function of it alone, whatever thread of a parallel map runs it.
+    rotation and shear stand for the slant of handwriting. ``seed`` (an int64 scalar tensor)
+    makes the draw a function of it alone, whatever thread of a parallel map runs it.
     """
     import tensorflow as tf
 
     n = tf.shape(images)[0]
     size = tf.cast(tf.shape(images)[1], tf.float32)
-    if seed is None:
-        uniform = lambda lo, hi: tf.random.uniform([n], lo, hi)  # noqa: E731
-    else:
-        draws = tf.random.stateless_uniform([5, n], tf.stack([seed, seed // 7]))
-        parts = iter(tf.unstack(draws))
-        uniform = lambda lo, hi: lo + (hi - lo) * next(parts)  # noqa: E731
+    parts = iter(tf.unstack(tf.random.stateless_uniform([5, n], tf.stack([seed, seed // 7]))))
+    uniform = lambda lo, hi: lo + (hi - lo) * next(parts)  # noqa: E731
     angle, shear = uniform(-0.14, 0.14), uniform(-0.1, 0.1)
     scale, tx, ty = uniform(0.95, 1.05), uniform(-2.0, 2.0), uniform(-2.0, 2.0)
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
@@ -114,7 +110,7 @@ def make_pipeline(x, y, indices, *, batch: int, input_shape, transposed: bool, t
     else:
         ds = tf.data.Dataset.from_tensor_slices(indices)
     ds = ds.batch(batch).apply(tf.data.experimental.assert_cardinality(math.ceil(len(indices) / batch)))
-    if train and augment:
+    if augment:
         # Each batch's warp comes from its own seed, drawn in order: the same run twice warps alike.
         draws = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, draws))
