@@ -118,3 +118,28 @@ def test_a_line_marks_unsure_characters(trained_model):
     assert [c["unsure"] for c in sure["characters"]] == [False] * 3
     assert [c["unsure"] for c in doubtful["characters"]] == [True] * 3
     assert [c["character"] for c in doubtful["characters"]] == [c["character"] for c in sure["characters"]]
+
+
+def test_the_cues_helpers_count_as_their_plain_definitions():
+    """Columns, percentile and outline, computed with whole-array operations, against plain ones."""
+    rng = np.random.default_rng(0)
+
+    def columns(crop, height):  # runs of inked columns, a new one after a gap of height // 20 or more
+        runs, gap, least, inside = 0, 0, max(1, height // 20), False
+        for filled in crop.any(axis=0):
+            if filled:
+                runs += not inside and (runs == 0 or gap >= least)
+                inside, gap = True, 0
+            else:
+                inside, gap = False, gap + 1
+        return runs
+
+    for _ in range(500):
+        crop = rng.random((int(rng.integers(1, 50)), int(rng.integers(1, 50)))) > rng.uniform(0.6, 1.0)
+        height = int(rng.integers(1, 100))
+        assert rejection._columns(crop, height) == columns(crop, height)
+        padded = np.pad(crop, 1)
+        edges = (padded[1:, :] != padded[:-1, :]).sum() + (padded[:, 1:] != padded[:, :-1]).sum()
+        assert rejection._outline(crop) == edges
+        values = rng.random(int(rng.integers(1, 300))).astype(np.float32)
+        assert rejection._percentile(values, 95) == pytest.approx(float(np.percentile(values, 95)), abs=1e-6)

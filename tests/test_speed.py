@@ -133,3 +133,92 @@ def test_keras_is_the_fallback_when_conversion_fails(trained_model, monkeypatch,
         answer = client.post("/api/predict", content=speed_images.images(1)[0][1], headers={"Content-Type": "image/png"})
     assert answer.status_code == 200, answer.text
 
+
+
+# ---------------------------------------------------------------- the canvas's fast path
+
+
+def _png(image, **params) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", **params)
+    return buf.getvalue()
+
+
+def test_a_plain_png_is_decoded_to_the_grey_pillow_gives():
+    """Plain PNGs (8-bit grey, RGB, RGBA) are decoded by OpenCV from their bytes; the grey is the
+    one Pillow's decode gives, to the level. Any other PNG, and one OpenCV cannot decode, goes to
+    Pillow, which names the fault."""
+    import io
+
+    from PIL import Image
+
+    from handwritten import opening
+    from handwritten.errors import HandwrittenError
+
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (60, 80, 4), dtype=np.uint8)
+    rgba[..., 3] = np.where(rng.random((60, 80)) < 0.5, 0, rgba[..., 3])  # a canvas: partly transparent
+    plain = {mode: Image.fromarray(rgba).convert(mode) for mode in ("L", "RGB", "RGBA")}
+    for mode, image in plain.items():
+        data = _png(image)
+        assert opening.png_grey(data, Image.open(io.BytesIO(data))) is not None, mode
+        fast, _ = opening.load_grey(data)
+        slow, _ = opening.load_grey(io.BytesIO(data))  # a file object: Pillow decodes it
+        assert np.array_equal(fast, slow), mode
+    exif = Image.Exif()
+    exif[0x0112] = 1  # an orientation: Pillow writes it in an eXIf chunk
+    others = {
+        "palette": _png(plain["RGB"].convert("P")),
+        "grey and alpha": _png(plain["RGBA"].convert("LA")),
+        "16-bit": _png(Image.fromarray((rgba[..., 0].astype(np.uint16) * 257))),
+        "EXIF": _png(plain["RGB"], exif=exif),
+    }
+    for kind, data in others.items():
+        assert opening.png_grey(data, Image.open(io.BytesIO(data))) is None, kind
+        assert opening.load_grey(data)[0].shape == (60, 80), kind
+    data = _png(plain["RGBA"])
+    truncated = data[: len(data) // 2]
+    assert opening.png_grey(truncated, Image.open(io.BytesIO(truncated))) is None
+    with pytest.raises(HandwrittenError, match="truncated"):
+        opening.load_grey(truncated, "half.png")
+
+
+def test_paper_of_one_grey_is_not_flattened_and_frames_as_if_it_were(monkeypatch):
+    """A canvas (paper of one grey) skips the map of the paper's brightness, and frames within a
+    grey level of what flattening it gives; paper lit unevenly is still flattened."""
+    from handwritten import images
+
+    calls = []
+    mapped, even = images._background_map, images._even_paper
+    monkeypatch.setattr(images, "_background_map", lambda *a: calls.append(1) or mapped(*a))
+    canvases = [data for i, (_, data) in enumerate(speed_images.images(24)) if i % 3 == 0]  # canvas, scan, photo, ...
+    fast = np.stack([preprocess(data) for data in canvases])
+    assert len(canvases) == 8 and not calls
+    monkeypatch.setattr(images, "_even_paper", lambda *a: False)
+    flattened = np.stack([preprocess(data) for data in canvases])
+    difference = np.abs(fast.astype(np.float32) - flattened.astype(np.float32)).mean(axis=(1, 2))
+    assert difference.max() < 1.0, difference
+
+    monkeypatch.setattr(images, "_even_paper", even)
+    calls.clear()
+    g = np.full((200, 200), 0.9, np.float32) * np.linspace(0.75, 1.0, 200)[None, :]  # lit unevenly
+    g[60:140, 95:105] = 0.1
+    ink, mask = images.normalise(g)
+    assert calls and ink[:, :50].max() < 0.05 and mask[60:140, 98:102].all()  # the shade is paper, not ink
+
+
+def test_marks_are_labelled_as_opencvs_default_labelling_labels_them():
+    import cv2
+
+    from handwritten import marks
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        mask = cv2.dilate((rng.random((90, 120)) > 0.97).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        labels, comps = marks.components(mask)
+        n, expected, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+        assert np.array_equal(labels, expected)
+        assert [c["size"] for c in comps] == stats[1:, cv2.CC_STAT_AREA].tolist()
+        assert [c["box"][:2] for c in comps] == stats[1:, :2].tolist()

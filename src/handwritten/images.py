@@ -23,10 +23,19 @@ from handwritten.framing import blur
 # Opening an image safely lives in ``opening.py``; load_grey and MAX_PIXELS stay importable from here.
 from handwritten.opening import MAX_PIXELS, _describe, load_grey  # noqa: F401
 
-ONE_CHARACTER_SIDE = 128  # an image of one character keeps at least this many px on its short side
+# An image of one character keeps at least this many px on its short side: larger ones are
+# halved. One character is framed from at most about twice the detail the frame keeps: frame()
+# draws it at 96 px and blurs it as EMNIST was blurred, which leaves about 64 px of detail, and
+# a character covering half of a 256 px image still spans 64 px after halving. Every step after
+# that one costs a quarter as much.
+ONE_CHARACTER_SIDE = 128
 
 
 # ---------------------------------------------------------------- finding the ink
+
+# Paper that deviates from its median grey by less than half a level everywhere away from the
+# ink is taken as even, and is not flattened (a canvas, a clean scan).
+EVEN_PAPER = 0.5 / 255
 
 
 def _median(x: np.ndarray) -> float:
@@ -64,30 +73,43 @@ def normalise(g: np.ndarray, label: str = "image") -> tuple[np.ndarray, np.ndarr
     sign = -1.0 if np.maximum(-diff - 0.1, 0).sum() > np.maximum(diff - 0.1, 0).sum() else 1.0
     # Uneven lighting in photos: subtract the paper's local brightness as well.
     dev = np.maximum(diff if sign > 0 else -diff, 0)
-    paper = _background_map(dev)
-    flat = np.maximum(dev - paper, 0)
-    level = float(flat.max())
+    top = max(float(dev.max()), 1e-6)
+    inky = dev > _otsu(dev, top) * top
+    near_ink = framing.opencv().dilate(inky.view(np.uint8), framing.cross(), iterations=2)
+    paper = None if _even_paper(g, background, near_ink) else _background_map(dev, near_ink)
+    if paper is None:  # paper of one grey (a canvas, a clean scan): nothing to flatten
+        level, mask = top, inky
+    else:
+        flat = np.maximum(dev - paper, 0)
+        level = float(flat.max())
+        mask = flat > _otsu(flat, max(level, 1e-6)) * level
     if level < 0.1:
         raise NoInk(f"{label}: no ink found (a blank page, or too little contrast)")
-    mask = flat > _otsu(flat, level) * level
     ink = g - background if sign > 0 else background - g
-    ink -= paper
+    if paper is not None:
+        ink -= paper
     ink *= 1.0 / level
     return np.clip(ink, 0, 1, out=ink), mask
 
 
-def _background_map(g: np.ndarray) -> np.ndarray:
+def _even_paper(g: np.ndarray, background: float, near_ink: np.ndarray) -> bool:
+    """Whether every pixel away from the ink (``near_ink`` == 0) is within ``EVEN_PAPER`` of ``background``."""
+    cv2 = framing.opencv()
+
+    away = 1 - near_ink
+    return bool(away.any()) and cv2.minMaxLoc(np.abs(g - background), mask=away)[1] < EVEN_PAPER
+
+
+def _background_map(g: np.ndarray, inky: np.ndarray) -> np.ndarray:
     """The paper's brightness everywhere, from its own pixels only, smoothed on a 64 px grid.
 
-    Pixels that look like ink (above Otsu's threshold, widened) are left out and the rest is
-    averaged with a wide gaussian (a normalised convolution), so thick strokes are never taken
-    for background and hollowed out, while a shadow across a photo still is.
+    Pixels that look like ink (``inky``, uint8: above Otsu's threshold, widened) are left out
+    and the rest is averaged with a wide gaussian (a normalised convolution), so thick strokes
+    are never taken for background and hollowed out, while a shadow across a photo still is.
     """
     cv2 = framing.opencv()
 
     h, w = g.shape
-    top = float(g.max(initial=0))
-    inky = cv2.dilate((g > _otsu(g, max(top, 1e-6)) * max(top, 1e-6)).view(np.uint8), framing.cross(), iterations=2)
     if min(h, w) < 32 or inky.all():
         return np.full_like(g, float(np.median(g[inky == 0])) if not inky.all() else 0.0)
     k = 64 / max(h, w)
@@ -112,21 +134,6 @@ def _otsu(x: np.ndarray, top: float = 1.0) -> float:
     return float(np.clip(edges[int(np.argmax(between))], 0.25, 0.6))
 
 
-def _halve(g: np.ndarray) -> np.ndarray:
-    """Half the size, by area averaging, when the short side is at least ``2 * ONE_CHARACTER_SIDE``.
-
-    One character is framed from at most about twice the detail the frame keeps: frame() draws
-    it at 96 px and blurs it as EMNIST was blurred, which leaves about 64 px of detail, and a
-    character covering half of a 256 px image still spans 64 px after halving. Every step after
-    this one costs a quarter as much.
-    """
-    cv2 = framing.opencv()
-    h, w = g.shape
-    if min(h, w) < 2 * ONE_CHARACTER_SIDE:
-        return g
-    return cv2.resize(g, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-
-
 def preprocess(source, framing: dict | None = None, name: str | None = None, max_pixels: int = MAX_PIXELS,
                details: bool = False):
     """A person's image of one character as the model's training data looks: uint8 28x28, upright.
@@ -138,14 +145,14 @@ def preprocess(source, framing: dict | None = None, name: str | None = None, max
         max_pixels: larger images are refused before they are decoded.
         details: also return what was found (``ink``, ``mask``, ``labels``, ``components``, and
             ``chosen``: the character's mask), for ``handwritten.rejection``. They are of the
-            image as it was worked on: halved when large (:func:`_halve`), so in pixels of that.
+            image as it was worked on: halved when large (``ONE_CHARACTER_SIDE``), so in pixels of that.
 
     Raises:
         HandwrittenError: naming the image, when it cannot be read; ``NoInk`` when it holds no ink.
     """
     label = _describe(source, name)
     framing = framing_from_meta({"framing": framing})
-    ink, mask = normalise(_halve(load_grey(source, label, max_pixels)[0]), label)
+    ink, mask = normalise(load_grey(source, label, max_pixels, ONE_CHARACTER_SIDE)[0], label)
     labels, comps = marks.components(mask, min_size=3)
     chosen = marks.select_character(labels, comps, label)
     framed = frame(ink, chosen, framing)

@@ -32,8 +32,10 @@ def components(mask: np.ndarray, min_size: int = 1) -> tuple[np.ndarray, list[di
     """
     cv2 = framing.opencv()
 
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(
-        np.ascontiguousarray(mask, dtype=bool).view(np.uint8), connectivity=8, ltype=cv2.CV_32S
+    # Block-based labelling (BBDT) gives the same labels and statistics as OpenCV's default
+    # (Spaghetti), whose statistics cost several times the labelling on one thread.
+    n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        np.ascontiguousarray(mask, dtype=bool).view(np.uint8), 8, cv2.CV_32S, cv2.CCL_BBDT
     )
     n -= 1  # label 0 is the background
     if n == 0:

@@ -27,10 +27,13 @@ def _describe(source, name: str | None) -> str:
     return "image"
 
 
-def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, float]:
+def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS,
+              least_side: int | None = None) -> tuple[np.ndarray, float]:
     """Open an image as float32 grey ``(H, W)`` in [0, 1], reduced to about ``WORK_PIXELS``.
 
     Returns ``(grey, factor)``: ``factor`` is the input's size over the returned one (1 or more).
+    With ``least_side``, an image whose short side is at least twice that is halved as well
+    (area averaging), before it is turned to floats.
 
     ``source`` is a path, bytes, a binary file object, a PIL image or a numpy array (grey, RGB or
     RGBA; uint8 or float in [0, 1]). Transparent pixels are composited onto a background that
@@ -48,15 +51,18 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
 
     label = _describe(source, name)
     if isinstance(source, np.ndarray):
-        return _grey_from_array(source, label, max_pixels)
+        return _grey_from_array(source, label, max_pixels, least_side)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise HandwrittenError(f"{label}: empty file (0 bytes)")
-        source = io.BytesIO(bytes(source))  # a file object, which the error paths can read again
+        data = bytes(source)
+        source = io.BytesIO(data)  # a file object, which the error paths can read again
+    else:
+        data = None
     opened = None  # closed here if opened here
     try:
         im, opened = _open(source, label)
-        return _decode(im, im is opened, label, max_pixels)
+        return _decode(im, im is opened, label, max_pixels, data, least_side)
     except HandwrittenError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -83,10 +89,14 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
             opened.close()
 
 
-def _grey_from_array(source: np.ndarray, label: str, max_pixels: int) -> tuple[np.ndarray, float]:
+def _grey_from_array(source: np.ndarray, label: str, max_pixels: int, least_side: int | None) -> tuple[np.ndarray, float]:
     """An image given as a numpy array (grey, RGB or RGBA; integer or float in [0, 1]) as ``load_grey`` returns it."""
     from handwritten.errors import HandwrittenError
 
+    if source.dtype == np.uint8 and source.size and (source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (3, 4))):
+        if source.shape[0] * source.shape[1] > max_pixels:
+            raise HandwrittenError(f"{label}: {source.shape[1]}x{source.shape[0]} pixels is more than the limit of {max_pixels:,}")
+        return _reduce(_grey_uint8(source), least_side=least_side)
     arr = source.astype(np.float32)
     top = float(arr.max(initial=0))
     if source.dtype.kind in "ui" or top > 1.0:  # integer pixels: 8 or 16 bit
@@ -100,7 +110,7 @@ def _grey_from_array(source: np.ndarray, label: str, max_pixels: int) -> tuple[n
         raise HandwrittenError(f"{label}: the image is empty (0x0 pixels)")
     if arr.size > max_pixels:
         raise HandwrittenError(f"{label}: {arr.shape[1]}x{arr.shape[0]} pixels is more than the limit of {max_pixels:,}")
-    return _reduce(np.clip(arr, 0, 1))
+    return _reduce(np.clip(arr, 0, 1), least_side=least_side)
 
 
 def _open(source, label: str):
@@ -132,8 +142,13 @@ def _open(source, label: str):
     return im, im
 
 
-def _decode(im, opened_here: bool, label: str, max_pixels: int) -> tuple[np.ndarray, float]:
-    """Check an opened image's size against ``max_pixels``, then decode it to grey, reduced."""
+def _decode(im, opened_here: bool, label: str, max_pixels: int, data: bytes | None = None,
+            least_side: int | None = None) -> tuple[np.ndarray, float]:
+    """Check an opened image's size against ``max_pixels``, then decode it to grey, reduced.
+
+    ``data`` is the file's bytes when they are at hand: a plain PNG is then decoded from them
+    directly (:func:`png_grey`).
+    """
     from PIL import ImageOps
 
     from handwritten.errors import HandwrittenError
@@ -145,6 +160,9 @@ def _decode(im, opened_here: bool, label: str, max_pixels: int) -> tuple[np.ndar
         raise HandwrittenError(
             f"{label}: {width}x{height} pixels is more than the limit of {max_pixels:,} pixels (refused before decoding)"
         )
+    grey = png_grey(data, im) if data is not None else None
+    if grey is not None:
+        return _reduce(grey, least_side=least_side)
     im.seek(0)  # the first frame of an animation
     pixels = width * height
     if opened_here:
@@ -152,7 +170,7 @@ def _decode(im, opened_here: bool, label: str, max_pixels: int) -> tuple[np.ndar
     elif "full_size" in im.info:  # decoded reduced by uploads.open_image
         pixels = im.info["full_size"][0] * im.info["full_size"][1]
     im = ImageOps.exif_transpose(im)  # phone photos are stored sideways with an EXIF rotation
-    return _reduce(_to_grey(im), pixels)
+    return _reduce(_to_grey(im), pixels, least_side)
 
 
 def check_not_document(head: bytes, label: str) -> None:
@@ -203,27 +221,56 @@ def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 def _to_grey(im) -> np.ndarray:
     """A PIL image of any mode as grey: uint8, or float32 in [0, 1] when it needs more levels or alpha."""
-    cv2 = framing.opencv()
-
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         arr = np.asarray(im.convert("F"), dtype=np.float32)
         top = 65535.0 if arr.max(initial=0) > 255 else 255.0
         return arr / top if im.mode != "F" or arr.max(initial=0) > 1 else arr
     has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     if has_alpha:
-        rgba = np.asarray(im if im.mode == "RGBA" else im.convert("RGBA"))
-        grey, alpha = cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY), cv2.extractChannel(rgba, 3)
-        if cv2.minMaxLoc(alpha)[0] == 255:  # an alpha channel that hides nothing
-            return grey
-        # _composite's rule, in 8 bits: onto white if what is drawn is dark, onto black if light.
-        # cv2.multiply rounds x * alpha / 255 to the nearest level, as (x * alpha + 127) // 255 does.
-        drawn = cv2.compare(alpha, 127, cv2.CMP_GT)
-        if cv2.countNonZero(drawn) == 0 or cv2.mean(grey, mask=drawn)[0] < 127.5:
-            return cv2.bitwise_not(cv2.multiply(cv2.bitwise_not(grey), alpha, scale=1 / 255))
-        return cv2.multiply(grey, alpha, scale=1 / 255)
+        return _grey_uint8(np.asarray(im if im.mode == "RGBA" else im.convert("RGBA")))
     if im.mode == "RGB":
-        return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2GRAY)
+        return _grey_uint8(np.asarray(im))
     return np.asarray(im if im.mode == "L" else im.convert("L"))
+
+
+def _grey_uint8(pixels: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """uint8 pixels, grey ``(H, W)``, RGB ``(H, W, 3)`` or RGBA ``(H, W, 4)`` (``bgr``: BGR, BGRA), as uint8 grey, transparency composited."""
+    cv2 = framing.opencv()
+
+    if pixels.ndim == 2:
+        return pixels
+    if pixels.shape[2] == 3:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY if bgr else cv2.COLOR_RGB2GRAY)
+    grey, alpha = cv2.cvtColor(pixels, cv2.COLOR_BGRA2GRAY if bgr else cv2.COLOR_RGBA2GRAY), cv2.extractChannel(pixels, 3)
+    if cv2.minMaxLoc(alpha)[0] == 255:  # an alpha channel that hides nothing
+        return grey
+    # _composite's rule, in 8 bits: onto white if what is drawn is dark, onto black if light.
+    # cv2.multiply rounds x * alpha / 255 to the nearest level, as (x * alpha + 127) // 255 does.
+    drawn = cv2.compare(alpha, 127, cv2.CMP_GT)
+    if cv2.countNonZero(drawn) == 0 or cv2.mean(grey, mask=drawn)[0] < 127.5:
+        return cv2.bitwise_not(cv2.multiply(cv2.bitwise_not(grey), alpha, scale=1 / 255))
+    return cv2.multiply(grey, alpha, scale=1 / 255)
+
+
+def png_grey(data: bytes, im) -> np.ndarray | None:
+    """A plain PNG (8-bit grey, RGB or RGBA, no EXIF) decoded by OpenCV from ``data``, as uint8 grey.
+
+    ``im`` is the file opened by Pillow (header read, size checked). Any other image gives None,
+    and so does a PNG OpenCV cannot decode (truncated, damaged): Pillow decodes those, and
+    names the fault. Pillow's own decode of a canvas PNG costs a copy of every pixel on the way
+    into numpy and a second pass to look for an EXIF rotation.
+    """
+    cv2 = framing.opencv()
+
+    channels = {"L": 0, "RGB": 3, "RGBA": 4}.get(im.mode)
+    if im.format != "PNG" or channels is None or b"eXIf" in data:
+        return None
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype != np.uint8 or pixels.shape[:2] != (im.height, im.width):
+        return None
+    if (pixels.shape[2] if pixels.ndim == 3 else 0) != channels:
+        return None
+    return _grey_uint8(pixels, bgr=True)
 
 
 def _draft(im) -> None:
@@ -238,11 +285,12 @@ def _draft(im) -> None:
         im.draft("L", (max(1, w // k), max(1, h // k)))
 
 
-def _reduce(g: np.ndarray, pixels: int | None = None) -> tuple[np.ndarray, float]:
+def _reduce(g: np.ndarray, pixels: int | None = None, least_side: int | None = None) -> tuple[np.ndarray, float]:
     """Shrink to about ``WORK_PIXELS`` with area averaging (the 28x28 result needs no more); float32 in [0, 1].
 
     ``pixels`` is how many the image had as given (before a reduced JPEG decode); the factor
-    returned is the input's size over the returned one (1 or more).
+    returned is the input's size over the returned one (1 or more). With ``least_side``, an
+    image whose short side is at least twice that is halved too.
     """
     cv2 = framing.opencv()
 
@@ -251,5 +299,9 @@ def _reduce(g: np.ndarray, pixels: int | None = None) -> tuple[np.ndarray, float
     if w * h > WORK_PIXELS:
         k = (WORK_PIXELS / (w * h)) ** 0.5
         g = cv2.resize(g, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
-    out = g.astype(np.float32) * (1 / 255.0) if g.dtype == np.uint8 else np.asarray(g, dtype=np.float32)
+    h, w = g.shape
+    if least_side and min(h, w) >= 2 * least_side:
+        g = cv2.resize(g, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    # Turned to floats last, when smallest: a large temporary costs more in fresh memory than in arithmetic.
+    out = np.multiply(g, np.float32(1 / 255.0), dtype=np.float32) if g.dtype == np.uint8 else np.asarray(g, dtype=np.float32)
     return out, max(1.0, (pixels / out.size) ** 0.5)
