@@ -131,7 +131,7 @@ def _otsu(x: np.ndarray, top: float = 1.0) -> float:
     omega = np.cumsum(p)
     mu = np.cumsum(p * edges)
     between = (mu[-1] * omega - mu) ** 2 / np.maximum(omega * (1 - omega), 1e-12)
-    return float(np.clip(edges[int(np.argmax(between))], 0.25, 0.6))
+    return min(max(float(edges[int(np.argmax(between))]), 0.25), 0.6)
 
 
 def preprocess(source, framing: dict | None = None, name: str | None = None, max_pixels: int = MAX_PIXELS,
