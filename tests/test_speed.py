@@ -222,3 +222,16 @@ def test_marks_are_labelled_as_opencvs_default_labelling_labels_them():
         assert np.array_equal(labels, expected)
         assert [c["size"] for c in comps] == stats[1:, cv2.CC_STAT_AREA].tolist()
         assert [c["box"][:2] for c in comps] == stats[1:, :2].tolist()
+
+
+def test_a_thin_stroke_is_widened_to_exactly_the_pixels_within_reach():
+    """Widening by a disk gives the pixels an exact Euclidean distance map gives, near and far."""
+    import cv2
+
+    from handwritten.framing import _widen
+
+    rng = np.random.default_rng(2)
+    for reach in (0.5, 1.0, 1.7, 2.5, 3.2, 4.9, 5.99, 6.0, 8.4):
+        mask = rng.random((70, 90)) > 0.985
+        exact = cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= reach
+        assert np.array_equal(_widen(mask, reach), exact), reach

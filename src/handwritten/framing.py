@@ -232,7 +232,7 @@ def frame(ink: np.ndarray, mask: np.ndarray, framing: dict) -> np.ndarray:
     own = _cut(mask, y0, x0, y1, x1)
     if grow > 0:
         # The pen's own grey profile carries nothing at this scale: draw the mask, widened.
-        cut = (cv2.distanceTransform((~own).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= grow).astype(np.float32)
+        cut = _widen(own, grow).astype(np.float32)
     else:
         # The character's pixels, their soft edges and what they enclose (faint detail inside a
         # shape); anything else in the window, such as a neighbour's stroke or a speck, is left out.
@@ -257,6 +257,17 @@ def frame(ink: np.ndarray, mask: np.ndarray, framing: dict) -> np.ndarray:
         out = _place(up, framing)
     out = out * (float(framing.get("ink", 255.0)) / max(float(out.max()), 1e-6))
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _widen(mask: np.ndarray, reach: float) -> np.ndarray:
+    """The pixels within ``reach`` px (Euclidean) of ``mask``: a dilation by a disk when it is small, else a distance map."""
+    cv2 = opencv()
+
+    if reach < 6:  # the same pixels, at a fraction of the time of an exact distance map
+        k = int(reach)
+        y, x = np.mgrid[-k:k + 1, -k:k + 1]
+        return cv2.dilate(mask.view(np.uint8), (x * x + y * y <= reach * reach).view(np.uint8)) > 0
+    return cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= reach
 
 
 @functools.cache
