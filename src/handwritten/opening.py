@@ -52,13 +52,11 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS,
     label = _describe(source, name)
     if isinstance(source, np.ndarray):
         return _grey_from_array(source, label, max_pixels, least_side)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        if len(source) == 0:
+    data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else None
+    if data is not None:
+        if not data:
             raise HandwrittenError(f"{label}: empty file (0 bytes)")
-        data = bytes(source)
         source = io.BytesIO(data)  # a file object, which the error paths can read again
-    else:
-        data = None
     opened = None  # closed here if opened here
     try:
         im, opened = _open(source, label)
