@@ -25,9 +25,9 @@ from handwritten.opening import MAX_PIXELS, _describe, load_grey  # noqa: F401
 
 # An image of one character keeps at least this many px on its short side: larger ones are
 # halved. One character is framed from at most about twice the detail the frame keeps: frame()
-# draws it at 96 px and blurs it as EMNIST was blurred, which leaves about 64 px of detail, and
-# a character covering half of a 256 px image still spans 64 px after halving. Every step after
-# that one costs a quarter as much.
+# draws it at 96 px and softens its edges to the training data's, which leaves about 64 px of
+# detail, and a character covering half of a 256 px image still spans 64 px after halving.
+# Every step after that one costs a quarter as much.
 ONE_CHARACTER_SIDE = 128
 
 

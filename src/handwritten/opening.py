@@ -91,23 +91,21 @@ def _grey_from_array(source: np.ndarray, label: str, max_pixels: int, least_side
     """An image given as a numpy array (grey, RGB or RGBA; integer or float in [0, 1]) as ``load_grey`` returns it."""
     from handwritten.errors import HandwrittenError
 
-    if source.dtype == np.uint8 and source.size and (source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (3, 4))):
-        if source.shape[0] * source.shape[1] > max_pixels:
-            raise HandwrittenError(f"{label}: {source.shape[1]}x{source.shape[0]} pixels is more than the limit of {max_pixels:,}")
+    if not (source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (3, 4))):
+        raise HandwrittenError(f"{label}: an image array must be (H, W), (H, W, 3) or (H, W, 4), got shape {source.shape}")
+    if source.size == 0:
+        raise HandwrittenError(f"{label}: the image is empty (0x0 pixels)")
+    if source.shape[0] * source.shape[1] > max_pixels:
+        raise HandwrittenError(f"{label}: {source.shape[1]}x{source.shape[0]} pixels is more than the limit of {max_pixels:,}")
+    if source.dtype == np.uint8:
         return _reduce(_grey_uint8(source), least_side=least_side)
     arr = source.astype(np.float32)
     top = float(arr.max(initial=0))
     if source.dtype.kind in "ui" or top > 1.0:  # integer pixels: 8 or 16 bit
         arr = arr / (65535.0 if top > 255 else 255.0)
-    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+    if arr.ndim == 3:
         rgb = arr[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
         arr = _composite(rgb, arr[..., 3]) if arr.shape[2] == 4 else rgb
-    if arr.ndim != 2:
-        raise HandwrittenError(f"{label}: an image array must be (H, W), (H, W, 3) or (H, W, 4), got shape {source.shape}")
-    if arr.size == 0:
-        raise HandwrittenError(f"{label}: the image is empty (0x0 pixels)")
-    if arr.size > max_pixels:
-        raise HandwrittenError(f"{label}: {arr.shape[1]}x{arr.shape[0]} pixels is more than the limit of {max_pixels:,}")
     return _reduce(np.clip(arr, 0, 1), least_side=least_side)
 
 

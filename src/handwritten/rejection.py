@@ -75,10 +75,9 @@ REASONS = {
 
 def _outline(mask: np.ndarray) -> int:
     """Ink/background pixel edges, the border included: twice the strokes' length, up to 4/pi."""
-    from handwritten.framing import opencv
+    from handwritten.framing import _outline as outline
 
-    p = opencv().copyMakeBorder(mask.view(np.uint8), 1, 1, 1, 1, opencv().BORDER_CONSTANT, value=0)
-    return int((p[1:, :] != p[:-1, :]).sum() + (p[:, 1:] != p[:, :-1]).sum())
+    return int(outline(mask))
 
 
 def _holes(crop: np.ndarray) -> int:
