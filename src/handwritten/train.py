@@ -20,6 +20,7 @@ from pathlib import Path
 from handwritten import checkpoint as ckpt
 from handwritten import calibration, folder_data, lock, modelio
 from handwritten.errors import HandwrittenError
+from handwritten.fused import fuse_batch_norm
 from handwritten.loop import STEPS_PER_EXECUTION, TrainingLoop
 from handwritten.loop import adapt_to_multiworker as _adapt_to_multiworker
 from handwritten.loop import compile_model as _compile
@@ -188,6 +189,7 @@ def _build_model(settings: Settings, classes: int, base_meta: dict | None, state
             else:
                 model = MODELS[settings.model_name](classes)
             _compile(model, settings, steps)
+    fuse_batch_norm(model)  # before the first step traces the training function
     # Several steps per call fail inside Keras under tf.distribute strategies; those run on GPUs anyway.
     model.steps_per_execution = 1 if strategy else STEPS_PER_EXECUTION
     return model
