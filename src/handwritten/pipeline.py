@@ -117,9 +117,8 @@ def make_pipeline(x, y, indices, *, batch: int, input_shape, transposed: bool, t
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    # tf.data's autotuner runs a thread that an iterator's destructor waits for, and it sleeps up to
-    # a minute between rounds: on two cores the old epoch's iterator held the next epoch back for
-    # 10-25 s in about a third of model_1's epochs. Without it, AUTOTUNE means one call per core
-    # for the map and a prefetch buffer that grows on its own.
+    # Deleting an epoch's iterator waits for tf.data's autotuning thread: on two cores that held the
+    # next epoch back, idle, for 13-19 s in about a third of model_1's epochs. Without the autotuner,
+    # AUTOTUNE means one call per core for the map and a prefetch buffer that grows on its own.
     options.autotune.enabled = False
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
