@@ -46,25 +46,34 @@ def serve(*args: str, log: Path) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "handwritten", "serve", *args], stdout=f, stderr=subprocess.STDOUT, env=env)
 
 
+def wait_until_served(process: subprocess.Popen, url: str, log: Path, workers: int) -> None:
+    """Until /healthz answers and every worker process has logged that it started; fails the test otherwise.
+
+    /healthz answers as soon as one worker is up; the others may still be loading their model.
+    """
+    deadline = time.monotonic() + 180  # TensorFlow's import is slow on a busy machine
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"handwritten serve exited with status {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if get(url + "/healthz", timeout=2)[0] == 200 and log.read_text().count("Application startup complete") == workers:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"handwritten serve did not answer with {workers} workers within 180 s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.25)
+
+
 @pytest.fixture(scope="module")
 def server(trained_model, tmp_path_factory):
-    """``handwritten serve`` on a free port; its URL. Stopped when the module's tests are done."""
+    """``handwritten serve`` on a free port, two workers; its URL. Stopped when the module's tests are done."""
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     process = serve(str(trained_model), "--port", str(port), "--quiet", "--workers", "2", log=log)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180  # TensorFlow's import is slow on a busy machine
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"handwritten serve exited with status {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if get(url + "/healthz", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"handwritten serve did not answer within 180 s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.25)
+        wait_until_served(process, url, log, workers=2)
         yield url, log
     finally:
         process.terminate()
@@ -169,15 +178,7 @@ def test_sigterm_stops_the_server_promptly_with_requests_in_flight(trained_model
     process = serve(str(trained_model), "--port", str(port), "--quiet", "--workers", "2", log=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if get(url + "/healthz", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.25)
+        wait_until_served(process, url, log, workers=2)
         answers = []
         line = threading.Thread(target=lambda: answers.append(_status(url + "/api/predict/line", dot_grid(59))), daemon=True)
         with socket.create_connection(("127.0.0.1", port), timeout=30) as stalled:
