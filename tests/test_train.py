@@ -217,6 +217,27 @@ def test_augmented_batches_follow_the_seed_whatever_thread_warps_them():
     assert not np.array_equal(first[0], first[1]) and not np.array_equal(first[0], other[0])
 
 
+def test_a_share_of_each_batch_is_warped_and_the_rest_left_as_it_is():
+    import tensorflow as tf
+
+    from handwritten.pipeline import WARPED_SHARE, random_affine
+
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.random((400, 28, 28, 1), dtype=np.float32))
+    seed = tf.constant(11, tf.int64)
+
+    def unchanged(share):
+        out = random_affine(images, seed, share).numpy()
+        return np.all(out == images.numpy(), axis=(1, 2, 3))
+
+    assert unchanged(0.0).all()  # the identity transform returns the very pixels
+    assert not unchanged(1.0).any()
+    kept = unchanged(WARPED_SHARE)
+    assert abs(kept.mean() - (1 - WARPED_SHARE)) < 0.08, kept.mean()
+    # The images left alone are the ones the share's draw picked, whatever the share.
+    assert (unchanged(0.25) >= kept).all()
+
+
 def test_training_twice_with_one_seed_gives_the_same_weights(tmp_path, sample_dir):
     import keras
 

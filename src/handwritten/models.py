@@ -70,12 +70,14 @@ def model_1(classes: int = 62, input_shape=(28, 28, 1), name: str = "model_1"):
     x = _conv_bn_relu(inputs, 32, "block1_a", momentum)
     x = _conv_bn_relu(x, 32, "block1_b", momentum)
     x = layers.MaxPooling2D(2, name="block1_pool")(x)
-    x = layers.Dropout(0.1, name="block1_drop")(x)
+    # Light dropout: with augmentation and weight decay, twice these rates held the training
+    # accuracy of an 11-epoch run down at its validation accuracy, and it tested lower.
+    x = layers.Dropout(0.05, name="block1_drop")(x)
     # Block 2: parts of characters.
     x = _conv_bn_relu(x, 64, "block2_a", momentum)
     x = _conv_bn_relu(x, 64, "block2_b", momentum)
     x = layers.MaxPooling2D(2, name="block2_pool")(x)
-    x = layers.Dropout(0.2, name="block2_drop")(x)
+    x = layers.Dropout(0.1, name="block2_drop")(x)
     # Block 3: whole shapes; global pooling keeps the head small and tolerant of shifts.
     x = _conv_bn_relu(x, 128, "block3_a", momentum)
     x = _conv_bn_relu(x, 128, "block3_b", momentum)
@@ -84,7 +86,7 @@ def model_1(classes: int = 62, input_shape=(28, 28, 1), name: str = "model_1"):
     x = layers.Dense(256, use_bias=False, name="fc1")(x)
     x = layers.BatchNormalization(momentum=momentum, name="fc1_bn")(x)
     x = layers.ReLU(name="fc1_relu")(x)
-    x = layers.Dropout(0.4, name="fc1_drop")(x)
+    x = layers.Dropout(0.25, name="fc1_drop")(x)
     outputs = layers.Dense(classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name=name)
 

@@ -59,21 +59,29 @@ def training_framing(images) -> dict:
         return {"kind": "bbox", "pad": 2}
 
 
-def random_affine(images, seed):
-    """Random affine per image: rotation +-8 deg, shift +-2 px, scale 0.95-1.05, shear +-0.1.
+# The share of each batch that is warped; the rest is seen as it is. Warping every image slowed
+# model_1's learning on a short run (its training accuracy stayed at its validation accuracy: too
+# much regularisation for 11 epochs), while warping half keeps the variety each epoch shows.
+WARPED_SHARE = 0.5
+
+
+def random_affine(images, seed, share: float = WARPED_SHARE):
+    """Random affine for a ``share`` of the images: rotation +-8 deg, shift +-2 px, scale 0.95-1.05, shear +-0.1.
 
     EMNIST's images are centred and scaled to their bounding box, so shift and scale vary little;
-    rotation and shear stand for the slant of handwriting. ``seed`` (an int64 scalar tensor)
+    rotation and shear stand for the slant of handwriting. The other images get the identity
+    (bilinear sampling at whole pixels: the same pixels). ``seed`` (an int64 scalar tensor)
     makes the draw a function of it alone, whatever thread of a parallel map runs it.
     """
     import tensorflow as tf
 
     n = tf.shape(images)[0]
     size = tf.cast(tf.shape(images)[1], tf.float32)
-    parts = iter(tf.unstack(tf.random.stateless_uniform([5, n], tf.stack([seed, seed // 7]))))
-    uniform = lambda lo, hi: lo + (hi - lo) * next(parts)  # noqa: E731
+    parts = iter(tf.unstack(tf.random.stateless_uniform([6, n], tf.stack([seed, seed // 7]))))
+    warp = tf.cast(next(parts) < share, tf.float32)
+    uniform = lambda lo, hi: warp * (lo + (hi - lo) * next(parts))  # noqa: E731 (0 where not warped)
     angle, shear = uniform(-0.14, 0.14), uniform(-0.1, 0.1)
-    scale, tx, ty = uniform(0.95, 1.05), uniform(-2.0, 2.0), uniform(-2.0, 2.0)
+    scale, tx, ty = 1.0 + uniform(-0.05, 0.05), uniform(-2.0, 2.0), uniform(-2.0, 2.0)
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
     # The transform maps each output pixel to where it is read in the input, about the centre.
     a0, a1, b0, b1 = cos, -sin + shear * cos, sin, cos + shear * sin

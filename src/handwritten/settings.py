@@ -39,8 +39,9 @@ DEFAULTS = {
     # model_2: four quick epochs at a high rate; aimed at >= 90% on Fashion-MNIST in under a minute.
     "model_2": dict(epochs=4, batch_size=128, learning_rate=3e-3, warmup=0.2, weight_decay=0.0,
                     validation=0.05, patience=0, augment=False),
-    # model_1: long enough for augmentation to pay off; early stopping ends it when it stalls.
-    "model_1": dict(epochs=24, batch_size=128, learning_rate=2e-3, warmup=0.1, weight_decay=5e-3,
+    # model_1: eleven epochs at a larger batch and a higher rate; aimed at >= 93.5% on Fashion-MNIST
+    # within 12 minutes on two CPU cores. Early stopping ends a longer run (--epochs) when it stalls.
+    "model_1": dict(epochs=11, batch_size=256, learning_rate=2.8e-3, warmup=0.1, weight_decay=5e-3,
                     validation=0.05, patience=6, augment=True),
 }
 # A model without its own entry (and any fine-tuning run) starts from these.
