@@ -1,17 +1,17 @@
-"""Time to accuracy on Fashion-MNIST: model_2 to 90% from a cold start, model_1 in 10 minutes.
+"""Time to accuracy on Fashion-MNIST: model_2 to 90% from a cold start, model_1 to 93.5% in 12 minutes.
 
 - model_2: the wall time of ``handwritten train --model model_2 --data <fashion> --json`` with
   its default settings, from starting the process (so importing TensorFlow counts) to its
   exit, with a fresh cache (so decompressing the ``.gz`` files counts too), and the test
   accuracy it reports. 90% is reached when that accuracy is at least 0.90.
 - model_1: the test accuracy ``handwritten train --model model_1`` (default settings) reaches
-  within a training time budget of 10 minutes, against the original script's model_1
-  (Adadelta at Keras 3's default rate, batch 64, whole float32 arrays; see ``original.py``)
-  given the same budget. Both clocks start when the first epoch starts. ``handwritten train``
-  has no time-budget option, so when the budget runs out it gets a Ctrl-C (SIGINT), which it
-  answers by stopping after the current batch and saving a checkpoint; the checkpoint's model
-  is then evaluated on the test set. The original's ``fit`` stops after the batch during
-  which its budget ran out.
+  within a training time budget of 12 minutes (the target: at least 93.5%), against the
+  original script's model_1 (Adadelta at Keras 3's default rate, batch 64, whole float32
+  arrays; see ``original.py``) given the same budget. Both clocks start when the first epoch
+  starts. ``handwritten train`` has no time-budget option, so when the budget runs out it gets
+  a Ctrl-C (SIGINT), which it answers by stopping after the current batch and saving a
+  checkpoint; the checkpoint's model is then evaluated on the test set. The original's ``fit``
+  stops after the batch during which its budget ran out.
 
 Skipped, with a note in the result, when Fashion-MNIST is not installed.
 
@@ -34,6 +34,8 @@ from handwritten.checkpoint import checkpoint_path
 
 NAME = "time_to_accuracy"
 ACCURACY = 0.90  # model_2's goal on Fashion-MNIST
+MODEL_1_ACCURACY = 0.935  # model_1's goal ...
+MODEL_1_BUDGET_S = 720  # ... within this much training time
 TRAIN_SECONDS = 60  # ... within this much training time (the training issue's target)
 NO_PROGRESS_S = 180  # a run that shows no "epoch 1/" line by then is timed from its start
 
@@ -125,7 +127,7 @@ def _skipped(quick: bool, started: float) -> int:
     why = f"skipped: Fashion-MNIST is not installed at {common.FASHION} (apt-get install dataset-fashion-mnist)"
     figures = [common.figure("Time to accuracy, model_2: cold start to 90% on Fashion-MNIST", None, "s",
                              target=f">= {ACCURACY:.0%}", note=why),
-               common.figure("Time to accuracy, model_1: test accuracy after 10 minutes, ours vs original", None, "",
+               common.figure("Time to accuracy, model_1: test accuracy after 12 minutes, ours vs original", None, "",
                              target="-", note=why)]
     common.record(NAME, quick=quick, sizes={}, figures=figures, details={"skipped": why}, started=started)
     return 0
@@ -134,7 +136,7 @@ def _skipped(quick: bool, started: float) -> int:
 def main() -> int:
     args = common.parse_args(__doc__.splitlines()[0], lambda p: p.add_argument(
         "--budget", type=float, default=None,
-        help="model_1's training time budget in seconds (default: 600, or 10 with --quick)"))
+        help="model_1's training time budget in seconds (default: 720, or 10 with --quick)"))
     if args.worker is not None:
         budget, checkpoint = args.worker
         common.worker_output(_original_worker(float(budget), None if checkpoint == "-" else checkpoint))
@@ -143,7 +145,7 @@ def main() -> int:
     quick = args.quick
     if not common.fashion_available():
         return _skipped(quick, started)
-    budget = args.budget or (10.0 if quick else 600.0)
+    budget = args.budget or (10.0 if quick else float(MODEL_1_BUDGET_S))
     work = common.DATA / "time-to-accuracy"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -186,8 +188,8 @@ def main() -> int:
                            + ("" if reached else "; 90% NOT reached")),
         common.figure(f"Time to accuracy, model_1: test accuracy after {_duration(budget)} of training on Fashion-MNIST",
                       m1["test_accuracy"] * 100, "%",
-                      target=f"> original model_1's {orig['test_accuracy']:.1%}",
-                      met=m1["test_accuracy"] > orig["test_accuracy"],
+                      target=f">= {MODEL_1_ACCURACY:.1%} and > original model_1's {orig['test_accuracy']:.1%}",
+                      met=m1["test_accuracy"] >= MODEL_1_ACCURACY and m1["test_accuracy"] > orig["test_accuracy"],
                       note=f"ours {m1['epochs_completed']} full epochs in {m1['train_seconds']:.0f} s"
                            f"{' (stopped by the budget)' if m1['stopped_by_budget'] else ''}; original model_1 (Adadelta, "
                            f"batch 64) {orig['test_accuracy']:.4f} after {orig['epochs']} epoch(s) begun in "
