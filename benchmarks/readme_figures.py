@@ -52,7 +52,8 @@ def _duration(seconds: float) -> str:
 def fashion_lines() -> list[str]:
     lines = []
     for model in ("model_2", "model_1"):
-        r = newest("fashion_accuracy", lambda r, m=model: r["model"] == m and "--seed" not in r["command"])
+        r = newest("fashion_accuracy", lambda r, m=model: r["model"] == m and "--seed" not in r["command"]
+                   and "--epochs" not in r["command"])
         if r is None:
             lines.append(f"- Fashion-MNIST, `{model}` with its default settings: not measured yet "
                          f"(`python benchmarks/fashion_accuracy.py {model}`).")
@@ -67,8 +68,21 @@ def fashion_lines() -> list[str]:
             f"Measured {r['date'][:10]} on {_machine(r['machine'])}; "
             f"`python benchmarks/fashion_accuracy.py {model}` reruns it."
             + (f" Note: {r['note']}." if r.get("note") else "")
-            + _other_seeds(r))
+            + _other_seeds(r) + _given_longer(r))
     return lines
+
+
+def _given_longer(default: dict) -> str:
+    """The newest result of the same model with more epochs than its default, measured after ``default``."""
+    longer = newest("fashion_accuracy", lambda r: r["model"] == default["model"] and "--epochs" in r["command"]
+                    and "--seed" not in r["command"] and r["config"]["epochs"] > default["config"]["epochs"]
+                    and r["date"] >= default["date"])
+    if longer is None:
+        return ""
+    target = longer["target"]
+    wanted = f"; target >= {target['test_accuracy']:.1%}: {'met' if longer['met'] else 'missed'}" if target else ""
+    return (f" Given longer (`{longer['command']}`): {longer['test_accuracy']:.2%} after {longer['epochs']} epochs, "
+            f"{_duration(longer['seconds'])} of training{wanted}.")
 
 
 def _other_seeds(default: dict) -> str:
