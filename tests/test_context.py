@@ -97,6 +97,24 @@ def test_a_run_of_digits_takes_the_digit(word, ambiguous, as_digit):
     assert read(context.apply(probs(*rows), boxes, [False] * len(word), MAPPING)) == word.replace("?", as_digit)
 
 
+def test_the_longer_the_run_the_more_it_weighs():
+    # l read at 85%, 1 at 10%: beside one digit it stays l, inside a row of eight it is a 1.
+    fairly_sure = {"l": 0.85, "1": 0.1}
+    for word, expected in [("4?", "4l"), ("0?23456789", "0123456789")]:
+        rows = [fairly_sure if c == "?" else {c: 0.97} for c in word]
+        out = context.apply(probs(*rows), boxes_on(flat, *[TALL] * len(word)), [False] * len(word), MAPPING)
+        assert read(out) == expected
+    # The weight grows with each sure neighbour of the kind, and letters weigh the other way.
+    weights = []
+    for k in (1, 2, 4, 8):
+        p = probs(*[{"3": 0.99}] * k, {"l": 0.6, "1": 0.4})
+        w = context.run_weights(p, MAPPING, [False] * (k + 1))[k]
+        weights.append(w[MAPPING.index("1")] / w[MAPPING.index("l")])
+    assert weights == sorted(weights) and 3 < weights[0] < weights[-1]
+    w = context.run_weights(probs({"H": 0.99}, {"E": 0.99}, {"O": 0.5, "0": 0.5}), MAPPING, [False] * 3)[2]
+    assert w[MAPPING.index("O")] > w[MAPPING.index("0")]
+
+
 def test_a_run_of_letters_takes_the_letter_and_words_are_apart():
     rows = [{"H": 0.97}, {"0": 0.55, "O": 0.44}, {"T": 0.97}, {"1": 0.97}, {"O": 0.55, "0": 0.44}, {"7": 0.97}]
     spaces = [False, False, False, True, False, False]

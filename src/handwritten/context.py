@@ -8,13 +8,16 @@ the T before it, nor that it sits between two digits. :func:`apply` brings the l
   line's baseline (fitted through the characters' bottoms, so a sloped photo is measured along
   its slope) and compared with the line's capitals and ascenders (digits, A, B, D ..., b, d, h)
   and its x-height letters (a, e, m, n, r): a tall one is the capital, a short one the small letter.
-- Digits or letters from the neighbours. In a word whose other characters are mostly digits,
-  an ambiguous O/0, l/1, S/5, Z/2, B/8 or g/9 goes to the digit; among letters, to the letter.
+- Digits or letters from the neighbours. In a word whose other characters are digits, an
+  ambiguous O/0, l/1, S/5, Z/2, B/8 or g/9 goes to the digit; among letters, to the letter.
+  How much the word weighs grows with the neighbours the model is sure of: one digit beside
+  a character says little about it, eight in a row say it is a digit too.
 
-Both work as weights on the probabilities: the favoured reading's probability is multiplied by
-``CASE_WEIGHT`` (against the other case only) or ``RUN_WEIGHT``, then renormalised, so context
-decides only between candidates the model found close, and never overrides an answer the model
-is sure of.
+Both work as weights on the probabilities, then renormalised: the favoured case's probability
+is multiplied by ``CASE_WEIGHT`` (against the other case only), and the word's kind weighs
+digits against letters by Laplace's rule of succession, so context decides between candidates
+the model found close, and overrides an answer it is fairly sure of only where a long word of
+the other kind says so.
 """
 
 from __future__ import annotations
@@ -26,11 +29,11 @@ import numpy as np
 # The shape barely tells these cases apart once framed, so the model's split between them says
 # little: height decides unless the model prefers the other case more than 8 to 1.
 CASE_WEIGHT = 8.0
-# A neighbour's class is weaker evidence than a character's own shape: the run decides only
-# between readings within a factor of 3 of each other.
-RUN_WEIGHT = 3.0
-# A word counts as digits (or letters) when that much of its other characters' probability is digits (letters).
-RUN_SHARE = 0.6
+# Before its characters are read, a word is digits with the classes' own odds (10 of byclass's
+# 62 classes), worth this many characters; each neighbour the model is sure of adds one, split
+# between digits and letters by its probabilities. One sure digit beside a character weighs a
+# digit reading against a letter about 4 to 1, two about 7 to 1, eight about 25 to 1.
+PRIOR_CHARACTERS = 2.0
 # Only neighbours the model is this sure of count: an unsure one is as likely the other kind.
 SURE = 0.8
 # Heights within this fraction of the threshold between small and tall letters decide nothing.
@@ -128,9 +131,11 @@ def words(spaces: list[bool]) -> list[list[int]]:
 def run_weights(probs: np.ndarray, mapping: str, spaces: list[bool]) -> np.ndarray:
     """Per character and class, the weight its word's other characters give digits or letters (1 elsewhere).
 
-    A word is digits when at least ``RUN_SHARE`` of its other characters' probability is on
-    digits, letters likewise, counting only the characters the model is ``SURE`` of; a
-    character without such neighbours in its word gets no weight.
+    The chance that a character is a digit, given ``d`` digits and ``l`` letters among its
+    word's other characters that the model is ``SURE`` of (counted by their probabilities), is
+    ``(d + PRIOR_CHARACTERS * q) / (d + l + PRIOR_CHARACTERS)`` where ``q`` is the digits' share
+    of the classes; digits are weighed by that chance over ``q``, letters by its complement
+    over ``1 - q``. A character without such neighbours gets no weight.
     """
     probs = np.asarray(probs, dtype=np.float64)
     weights = np.ones_like(probs)
@@ -140,16 +145,15 @@ def run_weights(probs: np.ndarray, mapping: str, spaces: list[bool]) -> np.ndarr
         return weights
     digit_mass, letter_mass = probs[:, digit].sum(axis=1), probs[:, letter].sum(axis=1)
     sure = probs.max(axis=1) >= SURE
+    q = digit.sum() / (digit.sum() + letter.sum())
     for word in words(spaces):
         for i in word:
             others = [k for k in word if k != i and sure[k]]
             if not others:
                 continue
-            share = digit_mass[others].sum() / max(digit_mass[others].sum() + letter_mass[others].sum(), 1e-12)
-            if share >= RUN_SHARE:
-                weights[i, digit] = RUN_WEIGHT
-            elif share <= 1 - RUN_SHARE:
-                weights[i, letter] = RUN_WEIGHT
+            d, n = digit_mass[others].sum(), digit_mass[others].sum() + letter_mass[others].sum()
+            chance = (d + PRIOR_CHARACTERS * q) / (n + PRIOR_CHARACTERS)
+            weights[i, digit], weights[i, letter] = chance / q, (1 - chance) / (1 - q)
     return weights
 
 
