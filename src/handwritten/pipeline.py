@@ -59,9 +59,9 @@ def training_framing(images) -> dict:
         return {"kind": "bbox", "pad": 2}
 
 
-# The share of each batch that is warped; the rest is seen as it is. Warping every image slowed
-# model_1's learning on a short run (its training accuracy stayed at its validation accuracy: too
-# much regularisation for 11 epochs), while warping half keeps the variety each epoch shows.
+# The share of each batch that is warped; the rest is seen as it is. Warping every image held
+# model_1 back on a short run (on Fashion-MNIST, nine epochs with every image warped tested lower
+# than nine with none), while warping half keeps most of the variety each epoch shows.
 WARPED_SHARE = 0.5
 
 

@@ -25,7 +25,7 @@ class Settings:
     weight_decay: float  # AdamW's decoupled decay; a little regularises the larger model
     validation: float  # fraction of the training part held out to report and early-stop on
     patience: int  # epochs without a better validation accuracy before stopping; 0 never stops
-    augment: bool  # small random rotation, shift, scale and shear; never flips (b/d, p/q)
+    augment: bool  # small random rotation, shift, scale and shear of half of each batch; never flips (b/d, p/q)
     part: float  # fraction of the training data used (the original script's part_for_samples)
     seed: int  # one seed for the subset, the validation split, the shuffling and the weights
     data: str | None  # the data folder as given (None: ./emnist, then the cache)

@@ -87,8 +87,8 @@ def _add_hyper(p, finetune: bool = False) -> None:
                    help="fraction of the training data held out for validation (default: %(default)s, meaning "
                         f"{_defaults_text('validation', finetune)})")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="random rotation, shift, scale and shear, never flips (default: %(default)s, meaning "
-                        f"{_defaults_text('augment', finetune)})")
+                   help="random rotation, shift, scale and shear of half of each batch, never flips "
+                        f"(default: %(default)s, meaning {_defaults_text('augment', finetune)})")
 
 
 def register(sub) -> None:
