@@ -30,13 +30,15 @@ import time
 from pathlib import Path
 
 import common
+from fashion_accuracy import TARGETS
 from handwritten.checkpoint import checkpoint_path
 
 NAME = "time_to_accuracy"
-ACCURACY = 0.90  # model_2's goal on Fashion-MNIST
-MODEL_1_ACCURACY = 0.935  # model_1's goal ...
-MODEL_1_BUDGET_S = 720  # ... within this much training time
-TRAIN_SECONDS = 60  # ... within this much training time (the training issue's target)
+# The training issue's marks, as fashion_accuracy.py (the defaults' own benchmark) keeps them.
+ACCURACY = TARGETS["model_2"]["test_accuracy"]  # model_2's goal on Fashion-MNIST ...
+TRAIN_SECONDS = TARGETS["model_2"]["seconds"]  # ... within this much training time
+MODEL_1_ACCURACY = TARGETS["model_1"]["test_accuracy"]  # model_1's goal ...
+MODEL_1_BUDGET_S = TARGETS["model_1"]["seconds"]  # ... within this much training time
 NO_PROGRESS_S = 180  # a run that shows no "epoch 1/" line by then is timed from its start
 
 
@@ -145,7 +147,7 @@ def main() -> int:
     quick = args.quick
     if not common.fashion_available():
         return _skipped(quick, started)
-    budget = args.budget or (10.0 if quick else float(MODEL_1_BUDGET_S))
+    budget = args.budget or (10.0 if quick else MODEL_1_BUDGET_S)
     work = common.DATA / "time-to-accuracy"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -181,7 +183,7 @@ def main() -> int:
     figures = [
         common.figure("Time to accuracy, model_2: wall time from a cold start of handwritten train to 90% test "
                       "accuracy on Fashion-MNIST", m2_wall, "s",
-                      target=f">= {ACCURACY:.0%} test accuracy in < {TRAIN_SECONDS} s of training",
+                      target=f">= {ACCURACY:.0%} test accuracy in < {TRAIN_SECONDS:g} s of training",
                       met=reached and fast,
                       note=f"test accuracy {m2['test_accuracy']:.4f} after {m2['epochs']} epochs, "
                            f"{m2['seconds']:.1f} s of training, {m2_wall:.1f} s in all"
