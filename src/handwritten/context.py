@@ -151,8 +151,8 @@ def run_weights(probs: np.ndarray, mapping: str, spaces: list[bool]) -> np.ndarr
             others = [k for k in word if k != i and sure[k]]
             if not others:
                 continue
-            d, n = digit_mass[others].sum(), digit_mass[others].sum() + letter_mass[others].sum()
-            chance = (d + PRIOR_CHARACTERS * q) / (n + PRIOR_CHARACTERS)
+            d, l = digit_mass[others].sum(), letter_mass[others].sum()
+            chance = (d + PRIOR_CHARACTERS * q) / (d + l + PRIOR_CHARACTERS)
             weights[i, digit], weights[i, letter] = chance / q, (1 - chance) / (1 - q)
     return weights
 
