@@ -164,9 +164,15 @@ def test_a_plain_png_is_decoded_to_the_grey_pillow_gives():
     for mode, image in plain.items():
         data = _png(image)
         assert opening.png_grey(data, Image.open(io.BytesIO(data))) is not None, mode
+        assert opening._plain_png(data, 10**6) is not None, mode  # decoded by Wuffs, without Pillow
         fast, _ = opening.load_grey(data)
         slow, _ = opening.load_grey(io.BytesIO(data))  # a file object: Pillow decodes it
         assert np.array_equal(fast, slow), mode
+        assert opening._plain_png(data, 60 * 80 - 1) is None, mode  # over the limit: left to Pillow, which refuses it
+    # A transparent colour in an RGB file: Pillow leaves it opaque, so it is not read by Wuffs.
+    keyed = _png(plain["RGB"], transparency=tuple(int(v) for v in rgba[0, 0, :3]))
+    assert opening._plain_png(keyed, 10**6) is None
+    assert np.array_equal(opening.load_grey(keyed)[0], opening.load_grey(io.BytesIO(keyed))[0])
     exif = Image.Exif()
     exif[0x0112] = 1  # an orientation: Pillow writes it in an eXIf chunk
     others = {
@@ -215,13 +221,19 @@ def test_marks_are_labelled_as_opencvs_default_labelling_labels_them():
     from handwritten import marks
 
     rng = np.random.default_rng(1)
-    for _ in range(20):
-        mask = cv2.dilate((rng.random((90, 120)) > 0.97).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    for k in range(30):
+        share = (0.97, 0.999, 1.0)[k % 3]  # many parts, a few, and one (a stroke; on the border every other time)
+        mask = cv2.dilate((rng.random((90, 120)) > share).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        if share == 1.0:
+            mask[20:70, 30 + 60 * (k % 2):40 + 60 * (k % 2) + 20 * (k % 2)] = True
         labels, comps = marks.components(mask)
         n, expected, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-        assert np.array_equal(labels, expected)
+        assert np.array_equal(labels, expected) and len(comps) == n - 1
         assert [c["size"] for c in comps] == stats[1:, cv2.CC_STAT_AREA].tolist()
-        assert [c["box"][:2] for c in comps] == stats[1:, :2].tolist()
+        assert [c["box"] for c in comps] == [[x, y, x + w, y + h] for x, y, w, h in stats[1:, :4].tolist()]
+        touching = [bool(labels[0].__eq__(i).any() or labels[-1].__eq__(i).any() or labels[:, 0].__eq__(i).any()
+                         or labels[:, -1].__eq__(i).any()) for i in range(1, n)]
+        assert [c["border"] for c in comps] == touching
 
 
 def test_a_thin_stroke_is_widened_to_exactly_the_pixels_within_reach():
@@ -235,3 +247,62 @@ def test_a_thin_stroke_is_widened_to_exactly_the_pixels_within_reach():
         mask = rng.random((70, 90)) > 0.985
         exact = cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= reach
         assert np.array_equal(_widen(mask, reach), exact), reach
+
+
+def test_without_wuffs_a_plain_png_is_decoded_by_opencv_to_the_same_grey(monkeypatch):
+    import io
+
+    from PIL import Image
+
+    from handwritten import opening
+
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (50, 70, 4), dtype=np.uint8)
+    for mode in ("L", "RGB", "RGBA"):
+        data = _png(Image.fromarray(rgba).convert(mode))
+        with_wuffs = opening.load_grey(data, least_side=20)
+        with monkeypatch.context() as patch:
+            patch.setattr(opening, "_wuffs_bgra", lambda data: None)
+            assert opening._plain_png(data, 10**6) is None
+            without = opening.load_grey(data, least_side=20)
+            assert opening.png_grey(data, Image.open(io.BytesIO(data))) is not None, mode
+        assert np.array_equal(with_wuffs[0], without[0]) and with_wuffs[1] == without[1] == 2.0, mode  # halved
+
+
+def test_black_ink_on_transparent_black_is_composited_as_any_other_colour():
+    """The shortcut for black strokes on transparent black gives what the general rule gives."""
+    from handwritten.opening import _grey_uint8
+
+    rng = np.random.default_rng(4)
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[..., 3] = np.where(rng.random((40, 60)) < 0.6, 0, rng.integers(1, 256, (40, 60)))
+    assert np.array_equal(_grey_uint8(rgba), 255 - rgba[..., 3])
+    almost = rgba.copy()
+    almost[0, 0, :3] = 3  # one pixel not black: the general rule
+    assert np.abs(_grey_uint8(almost).astype(int) - (255 - rgba[..., 3])).max() <= 1
+
+
+def test_the_cheaper_primitives_give_what_they_replaced():
+    """Bounding boxes, outlines, edge softness, dilations and the median, against their plain numpy forms."""
+    import cv2
+
+    from handwritten import framing, images
+
+    rng = np.random.default_rng(5)
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    for _ in range(30):
+        mask = cv2.dilate((rng.random((50, 70)) > 0.995).astype(np.uint8), np.ones((5, 3), np.uint8)) > 0
+        mask[rng.integers(50), rng.integers(70)] = True
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        assert framing._bbox(mask) == (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
+        assert framing._outline(mask) == framing._outline(mask[None])[0]
+        soft = framing.blur(mask.astype(np.float32), rng.uniform(0.5, 2))
+        assert framing._edge_one(soft) == framing._edge(soft[None])[0]
+        for radius in (1, 2, 3):
+            iterated = cv2.dilate(mask.view(np.uint8), cross, iterations=radius)
+            assert np.array_equal(cv2.dilate(mask.view(np.uint8), framing.diamond(radius)), iterated)
+        x = rng.random((rng.integers(5, 40), rng.integers(5, 40))).astype(np.float32) ** 3
+        counts = np.bincount(np.clip(np.rint(x.ravel() * 255), 0, 255).astype(int), minlength=256)
+        assert images._median(x) == int(np.searchsorted(np.cumsum(counts), (x.size + 1) / 2)) / 255.0
+    with pytest.raises(ValueError):
+        framing._bbox(np.zeros((5, 5), bool))

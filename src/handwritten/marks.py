@@ -33,18 +33,26 @@ def components(mask: np.ndarray, min_size: int = 1) -> tuple[np.ndarray, list[di
     cv2 = framing.opencv()
 
     # Block-based labelling (BBDT) gives the same labels and statistics as OpenCV's default
-    # (Spaghetti), whose statistics cost several times the labelling on one thread.
-    n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
-        np.ascontiguousarray(mask, dtype=bool).view(np.uint8), 8, cv2.CV_32S, cv2.CCL_BBDT
-    )
+    # (Spaghetti), whose statistics cost several times the labelling on one thread. Statistics
+    # cost three times the labelling again: a mask of one part (most characters) is its own.
+    binary = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
+    n, labels = cv2.connectedComponentsWithAlgorithm(binary, 8, cv2.CV_32S, cv2.CCL_BBDT)
+    if n == 2:
+        stats = np.array([[0, 0, 0, 0, 0], [*cv2.boundingRect(binary), cv2.countNonZero(binary)]], np.int32)
+    elif n > 2:
+        n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(binary, 8, cv2.CV_32S, cv2.CCL_BBDT)
     n -= 1  # label 0 is the background
     if n == 0:
         return labels, []
     h, w = mask.shape
-    contact = np.max([
-        np.bincount(labels[0], minlength=n + 1) / w, np.bincount(labels[-1], minlength=n + 1) / w,
-        np.bincount(labels[:, 0], minlength=n + 1) / h, np.bincount(labels[:, -1], minlength=n + 1) / h,
-    ], axis=0)
+    x0, y0, x1, y1 = stats[:, 0], stats[:, 1], stats[:, 0] + stats[:, 2], stats[:, 1] + stats[:, 3]
+    if ((x0[1:] == 0) | (y0[1:] == 0) | (x1[1:] == w) | (y1[1:] == h)).any():  # a part touches the border
+        contact = np.max([
+            np.bincount(labels[0], minlength=n + 1) / w, np.bincount(labels[-1], minlength=n + 1) / w,
+            np.bincount(labels[:, 0], minlength=n + 1) / h, np.bincount(labels[:, -1], minlength=n + 1) / h,
+        ], axis=0)
+    else:
+        contact = np.zeros(n + 1)
     comps = []
     for i in np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_size):
         if i == 0:
@@ -105,6 +113,8 @@ def select_character(labels: np.ndarray, comps: list[dict], label: str = "image"
             break
         chosen |= near
         box = _union([box, *boxes[near].tolist()])
+    if not chosen.any():  # one part, as most characters are: a comparison, not a look-up per pixel
+        return labels == main["label"]
     member = np.zeros(int(labels.max()) + 1, bool)
     member[[main["label"]] + [c["label"] for c, k in zip(rest, chosen) if k]] = True
     return member[labels]

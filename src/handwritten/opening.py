@@ -4,6 +4,8 @@ checked from the header before decoding, and the image turned to grey and reduce
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from handwritten import framing
@@ -35,9 +37,9 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS,
     With ``least_side``, an image whose short side is at least twice that is halved as well
     (area averaging), before it is turned to floats.
 
-    ``source`` is a path, bytes, a binary file object, a PIL image or a numpy array (grey, RGB or
-    RGBA; uint8 or float in [0, 1]). Transparent pixels are composited onto a background that
-    contrasts with the opaque ones, so strokes on a transparent canvas survive in any colour.
+    ``source`` is a path, bytes, a file object, a PIL image or a numpy array (grey, RGB or RGBA;
+    uint8 or float in [0, 1]). Transparent pixels are composited onto a background that contrasts
+    with the opaque ones, so strokes on a transparent canvas survive in any colour.
 
     Raises:
         HandwrittenError: naming the image: missing file, not an image, truncated, 0x0, more
@@ -56,6 +58,9 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS,
     if data is not None:
         if not data:
             raise HandwrittenError(f"{label}: empty file (0 bytes)")
+        pixels = _plain_png(data, max_pixels)
+        if pixels is not None:
+            return _reduce(_grey_uint8(pixels, bgr=True), least_side=least_side)
         source = io.BytesIO(data)  # a file object, which the error paths can read again
     opened = None  # closed here if opened here
     try:
@@ -240,33 +245,86 @@ def _grey_uint8(pixels: np.ndarray, bgr: bool = False) -> np.ndarray:
     grey, alpha = cv2.cvtColor(pixels, cv2.COLOR_BGRA2GRAY if bgr else cv2.COLOR_RGBA2GRAY), cv2.extractChannel(pixels, 3)
     if cv2.minMaxLoc(alpha)[0] == 255:  # an alpha channel that hides nothing
         return grey
+    if cv2.countNonZero(grey) == 0:  # black on transparent black, as drawing apps save: onto white, as below
+        return cv2.bitwise_not(alpha)
     # _composite's rule, in 8 bits: onto white if what is drawn is dark, onto black if light.
     # cv2.multiply rounds x * alpha / 255 to the nearest level, as (x * alpha + 127) // 255 does.
     drawn = cv2.compare(alpha, 127, cv2.CMP_GT)
-    if cv2.countNonZero(drawn) == 0 or cv2.mean(grey, mask=drawn)[0] < 127.5:
+    count = cv2.countNonZero(drawn)
+    if count == 0 or cv2.sumElems(cv2.min(grey, drawn))[0] < 127.5 * count:  # the drawn pixels' mean grey
         return cv2.bitwise_not(cv2.multiply(cv2.bitwise_not(grey), alpha, scale=1 / 255))
     return cv2.multiply(grey, alpha, scale=1 / 255)
 
 
 def png_grey(data: bytes, im) -> np.ndarray | None:
-    """A plain PNG (8-bit grey, RGB or RGBA, no EXIF) decoded by OpenCV from ``data``, as uint8 grey.
+    """A plain PNG (8-bit grey, RGB or RGBA, no EXIF) decoded from ``data``, as uint8 grey.
 
     ``im`` is the file opened by Pillow (header read, size checked). Any other image gives None,
-    and so does a PNG OpenCV cannot decode (truncated, damaged): Pillow decodes those, and
+    and so does a PNG that cannot be decoded (truncated, damaged): Pillow decodes those, and
     names the fault. Pillow's own decode of a canvas PNG costs a copy of every pixel on the way
-    into numpy and a second pass to look for an EXIF rotation.
+    into numpy and a second pass to look for an EXIF rotation. OpenCV decodes what Wuffs
+    (:func:`_plain_png`) does not.
     """
-    cv2 = framing.opencv()
-
     channels = {"L": 0, "RGB": 3, "RGBA": 4}.get(im.mode)
     if im.format != "PNG" or channels is None or b"eXIf" in data:
         return None
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if pixels is None or pixels.dtype != np.uint8 or pixels.shape[:2] != (im.height, im.width):
-        return None
-    if (pixels.shape[2] if pixels.ndim == 3 else 0) != channels:
-        return None
+    pixels = _plain_png(data, im.width * im.height)
+    if pixels is None:
+        cv2 = framing.opencv()
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if pixels is None or pixels.dtype != np.uint8 or pixels.shape[:2] != (im.height, im.width):
+            return None
+        if (pixels.shape[2] if pixels.ndim == 3 else 0) != channels:
+            return None
     return _grey_uint8(pixels, bgr=True)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _plain_png(data: bytes, max_pixels: int) -> np.ndarray | None:
+    """A plain PNG (8-bit grey, RGB or RGBA; no EXIF, no transparent colour) as uint8 BGRA, read
+    from its header and decoded by Wuffs, without Pillow; None for any other file, one larger than
+    ``max_pixels``, or one Wuffs cannot decode (or is not installed): Pillow opens those, and names any fault.
+
+    Wuffs is a memory-safe decoder, several times faster on a canvas PNG than libpng with the
+    system's zlib. A transparent colour (tRNS) in a grey or RGB file, which Pillow's and
+    OpenCV's decodes leave opaque, would be honoured by Wuffs: such files are left to them.
+    """
+    import struct
+
+    if len(data) < 33 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    if depth != 8 or colour not in (0, 2, 6) or not 0 < width * height <= max_pixels:
+        return None
+    if b"eXIf" in data or (colour != 6 and b"tRNS" in data):
+        return None
+    pixels = _wuffs_bgra(data)
+    return pixels if pixels is not None and pixels.shape[:2] == (height, width) else None
+
+
+_WUFFS = threading.local()  # a PNG decoder per thread: the server prepares images in several
+
+
+def _wuffs_bgra(data: bytes) -> np.ndarray | None:
+    """A PNG decoded by Wuffs (a memory-safe decoder) as uint8 BGRA; None when it fails or is not installed."""
+    decoder = getattr(_WUFFS, "decoder", None)
+    if decoder is None:
+        try:
+            from pywuffs import ImageDecoderType, PixelFormat
+            from pywuffs.aux import ImageDecoder, ImageDecoderConfig
+        except ImportError:
+            return None
+        config = ImageDecoderConfig()
+        config.enabled_decoders = [ImageDecoderType.PNG]
+        config.pixel_format = PixelFormat.BGRA_NONPREMUL
+        decoder = _WUFFS.decoder = ImageDecoder(config)
+    result = decoder.decode(data)
+    pixels = result.pixbuf
+    if result.error_message or pixels.ndim != 3 or pixels.shape[2] != 4:
+        return None
+    return pixels
 
 
 def _draft(im) -> None:
