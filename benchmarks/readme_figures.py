@@ -171,12 +171,12 @@ def speed_lines() -> list[str]:
     d, ours, bare = r["details"], r["details"]["servers"]["handwritten"], r["details"]["servers"]["bare"]
     mode = " (quick mode)" if r.get("quick") else ""
     return [
-        f"- Speed{mode} (`benchmarks/bench_speed.py`): preparing a 280x280 canvas PNG takes **{d['canvas']['cpu_ms']:.1f} ms**, "
+        f"- Speed{mode} (`benchmarks/bench_speed.py`): preparing a 280x280 canvas PNG takes **{d['canvas']['cpu_ms']:.2f} ms**, "
         f"a 12-megapixel photo **{d['photo']['cpu_ms']:.0f} ms** (median CPU time on one core); the server answers "
         f"**{ours['requests_per_s']:,.0f} requests/s** where a bare endpoint (Pillow decode, 28x28 resize, the same ONNX "
         f"model) answers {bare['requests_per_s']:,.0f}: **{ours['requests_per_s'] / bare['requests_per_s']:.2f}x**, "
         f"latency p50 {ours['p50_ms']:.0f} ms, p99 {ours['p99_ms']:.0f} ms (8 clients, interleaved, one run)"
-        + (f"; decoding the canvas PNG alone takes {d['canvas_decode_only']['cpu_ms']:.1f} ms" if "canvas_decode_only" in d else "")
+        + (f"; decoding the canvas PNG alone with Pillow takes {d['canvas_decode_only']['cpu_ms']:.1f} ms" if "canvas_decode_only" in d else "")
         + f". Measured {r['date'][:10]} on {_machine(r['machine'])}, load average {d['load_average_before'][0]:.1f} before."
     ]
 
