@@ -116,18 +116,20 @@ def measure(found: dict) -> dict:
     """The cues of one image from what ``images.preprocess(..., details=True)`` found."""
     from handwritten import marks
 
+    from handwritten.framing import _bbox
+
     mask, chosen, labels = found["mask"], found["chosen"], found["labels"]
-    rows, cols = np.flatnonzero(chosen.any(axis=1)), np.flatnonzero(chosen.any(axis=0))
-    crop = chosen[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    y0, x0, y1, x1 = _bbox(chosen)
+    crop = chosen[y0:y1, x0:x1]
     height, width = crop.shape
     side = max(height, width)
-    area = int(crop.sum())
+    area = np.count_nonzero(crop)
     length = np.pi / 8 * _outline(crop)  # Cauchy-Crofton: pixel edges are about twice the length
     # Paper edges, a table or a shadow along the border are left out, as when choosing the character.
     pool = [c for c in marks._drop_edges(found["components"], mask.shape) if c["size"] >= 3]
-    mine = set(np.flatnonzero(np.bincount(labels[chosen])).tolist())
+    mine = set(np.flatnonzero(np.bincount(labels[y0:y1, x0:x1][crop])).tolist())  # the character's parts
     others = [c["size"] for c in pool if c["label"] not in mine and c["size"] >= OTHER_SHARE * area]
-    ink = found["ink"][rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1][crop]
+    ink = found["ink"][y0:y1, x0:x1][crop]
     return {
         "solid": float((ink >= 0.8 * _percentile(ink, 95)).mean()),
         "pixels": side,
