@@ -1,8 +1,8 @@
 """Speed: preparing an image on one core, and the server against a bare endpoint, interleaved.
 
 Preparing (``images.preprocess``: decode, grey, normalise, find the character, frame it in
-28x28) is timed on a 280x280 canvas PNG (a stroke on a transparent background, as the web page
-sends) and on a 12-megapixel JPEG phone photo (4000x3000, uneven lighting, one character):
+28x28) is timed on a 280x280 canvas PNG (a stroke on a transparent background, as drawing apps
+save it; the web page sends its canvas white and opaque) and on a 12-megapixel JPEG phone photo (4000x3000, uneven lighting, one character):
 the median of many calls in this process, whose libraries run one thread each; decoding the
 canvas PNG alone with Pillow is timed beside it, as what the usual way spends before any
 preparing (the package decodes plain PNGs with Wuffs, several times faster). Both wall
@@ -38,7 +38,7 @@ RATIO_TARGET, P99_TARGET_MS = 0.5, 50.0
 
 
 def canvas_png(seed: int = 0) -> bytes:
-    """A 280x280 RGBA PNG: a dark curved stroke on a transparent background, like the page's canvas."""
+    """A 280x280 RGBA PNG: a dark curved stroke on a transparent background, as a drawing app saves a canvas."""
     import numpy as np
     from PIL import Image, ImageDraw
 
