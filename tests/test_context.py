@@ -188,3 +188,27 @@ def test_only_neighbours_the_model_is_sure_of_make_a_run():
     rows = [{"q": 0.55, "9": 0.4}, {"b": 0.6, "6": 0.35}, {"3": 0.99}, {"Z": 0.55, "2": 0.42}]
     out = context.apply(probs(*rows), boxes_on(flat, *[TALL] * 4), [False] * 4, MAPPING)
     assert read(out) == "9632"
+
+
+def test_run_weights_are_those_of_each_characters_own_neighbours():
+    """The one-pass weights (word totals less the character) against counting each character's neighbours."""
+    rng = np.random.default_rng(0)
+    digit = np.array([c.isdigit() for c in MAPPING])
+    letter = np.array([c.isalpha() for c in MAPPING])
+    q = digit.sum() / (digit.sum() + letter.sum())
+    for _ in range(20):
+        n = int(rng.integers(1, 12))
+        raw = rng.random((n, len(MAPPING))) ** 8
+        raw[rng.random(n) < 0.5, rng.integers(len(MAPPING))] += 20  # some characters the model is sure of
+        p = raw / raw.sum(axis=1, keepdims=True)
+        spaces = [bool(s) for s in rng.random(n) < 0.3]
+        expected = np.ones_like(p)
+        sure = p.max(axis=1) >= context.SURE
+        for word in context.words(spaces):
+            for i in word:
+                others = [k for k in word if k != i and sure[k]]
+                if others:
+                    d, l = p[others][:, digit].sum(), p[others][:, letter].sum()
+                    chance = (d + context.PRIOR_CHARACTERS * q) / (d + l + context.PRIOR_CHARACTERS)
+                    expected[i, digit], expected[i, letter] = chance / q, (1 - chance) / (1 - q)
+        assert np.allclose(context.run_weights(p, MAPPING, spaces), expected, rtol=1e-12, atol=0)

@@ -146,14 +146,18 @@ def run_weights(probs: np.ndarray, mapping: str, spaces: list[bool]) -> np.ndarr
     digit_mass, letter_mass = probs[:, digit].sum(axis=1), probs[:, letter].sum(axis=1)
     sure = probs.max(axis=1) >= SURE
     q = digit.sum() / (digit.sum() + letter.sum())
+    digit_mass, letter_mass = digit_mass * sure, letter_mass * sure  # only the sure characters count
     for word in words(spaces):
-        for i in word:
-            others = [k for k in word if k != i and sure[k]]
-            if not others:
-                continue
-            d, l = digit_mass[others].sum(), letter_mass[others].sum()
-            chance = (d + PRIOR_CHARACTERS * q) / (d + l + PRIOR_CHARACTERS)
-            weights[i, digit], weights[i, letter] = chance / q, (1 - chance) / (1 - q)
+        word = np.asarray(word)
+        # Each character's neighbours: the word's totals less its own, in one pass over the word.
+        others = sure[word].sum() - sure[word]
+        d = digit_mass[word].sum() - digit_mass[word]
+        l = letter_mass[word].sum() - letter_mass[word]
+        chance = (d + PRIOR_CHARACTERS * q) / (d + l + PRIOR_CHARACTERS)
+        weighed = word[others > 0]
+        chance = chance[others > 0]
+        weights[np.ix_(weighed, np.flatnonzero(digit))] = (chance / q)[:, None]
+        weights[np.ix_(weighed, np.flatnonzero(letter))] = ((1 - chance) / (1 - q))[:, None]
     return weights
 
 
