@@ -267,6 +267,14 @@ def test_without_wuffs_a_plain_png_is_decoded_by_opencv_to_the_same_grey(monkeyp
             without = opening.load_grey(data, least_side=20)
             assert opening.png_grey(data, Image.open(io.BytesIO(data))) is not None, mode
         assert np.array_equal(with_wuffs[0], without[0]) and with_wuffs[1] == without[1] == 2.0, mode  # halved
+    # pywuffs not installed: the import fails once, is remembered, and OpenCV decodes.
+    import sys
+    import threading
+
+    monkeypatch.setattr(opening, "_WUFFS", threading.local())
+    monkeypatch.setitem(sys.modules, "pywuffs", None)
+    assert opening._wuffs_bgra(data) is None and opening._WUFFS.decoder is False
+    assert np.array_equal(opening.load_grey(data, least_side=20)[0], with_wuffs[0])
 
 
 def test_black_ink_on_transparent_black_is_composited_as_any_other_colour():

@@ -314,12 +314,15 @@ def _wuffs_bgra(data: bytes) -> np.ndarray | None:
         try:
             from pywuffs import ImageDecoderType, PixelFormat
             from pywuffs.aux import ImageDecoder, ImageDecoderConfig
-        except ImportError:
+        except ImportError:  # remembered: a failed import is looked for again on every call
+            _WUFFS.decoder = False
             return None
         config = ImageDecoderConfig()
         config.enabled_decoders = [ImageDecoderType.PNG]
         config.pixel_format = PixelFormat.BGRA_NONPREMUL
         decoder = _WUFFS.decoder = ImageDecoder(config)
+    if decoder is False:
+        return None
     result = decoder.decode(data)
     pixels = result.pixbuf
     if result.error_message or pixels.ndim != 3 or pixels.shape[2] != 4:
