@@ -11,7 +11,9 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[fast]' || { \
+	  echo 'make: pywuffs (the fast PNG decoder) did not build; PNGs are decoded by OpenCV instead' >&2; \
+	  $(BIN)/python -m pip install -q -e .; }
 	touch $@
 
 install-test: $(VENV)/.installed-test
