@@ -164,14 +164,14 @@ def test_a_plain_png_is_decoded_to_the_grey_pillow_gives():
     for mode, image in plain.items():
         data = _png(image)
         assert opening.png_grey(data, Image.open(io.BytesIO(data))) is not None, mode
-        assert opening._plain_png(data, 10**6) is not None, mode  # decoded by Wuffs, without Pillow
+        assert opening.plain_png_grey(data, 10**6) is not None, mode  # decoded by Wuffs, without Pillow
         fast, _ = opening.load_grey(data)
         slow, _ = opening.load_grey(io.BytesIO(data))  # a file object: Pillow decodes it
         assert np.array_equal(fast, slow), mode
-        assert opening._plain_png(data, 60 * 80 - 1) is None, mode  # over the limit: left to Pillow, which refuses it
+        assert opening.plain_png_grey(data, 60 * 80 - 1) is None, mode  # over the limit: left to Pillow, which refuses it
     # A transparent colour in an RGB file: Pillow leaves it opaque, so it is not read by Wuffs.
     keyed = _png(plain["RGB"], transparency=tuple(int(v) for v in rgba[0, 0, :3]))
-    assert opening._plain_png(keyed, 10**6) is None
+    assert opening.plain_png_grey(keyed, 10**6) is None
     assert np.array_equal(opening.load_grey(keyed)[0], opening.load_grey(io.BytesIO(keyed))[0])
     exif = Image.Exif()
     exif[0x0112] = 1  # an orientation: Pillow writes it in an eXIf chunk
@@ -263,7 +263,7 @@ def test_without_wuffs_a_plain_png_is_decoded_by_opencv_to_the_same_grey(monkeyp
         with_wuffs = opening.load_grey(data, least_side=20)
         with monkeypatch.context() as patch:
             patch.setattr(opening, "_wuffs_bgra", lambda data: None)
-            assert opening._plain_png(data, 10**6) is None
+            assert opening.plain_png_grey(data, 10**6) is None
             without = opening.load_grey(data, least_side=20)
             assert opening.png_grey(data, Image.open(io.BytesIO(data))) is not None, mode
         assert np.array_equal(with_wuffs[0], without[0]) and with_wuffs[1] == without[1] == 2.0, mode  # halved

@@ -58,9 +58,9 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS,
     if data is not None:
         if not data:
             raise HandwrittenError(f"{label}: empty file (0 bytes)")
-        pixels = _plain_png(data, max_pixels)
-        if pixels is not None:
-            return _reduce(_grey_uint8(pixels, bgr=True), least_side=least_side)
+        grey = plain_png_grey(data, max_pixels)
+        if grey is not None:
+            return _reduce(grey, least_side=least_side)
         source = io.BytesIO(data)  # a file object, which the error paths can read again
     opened = None  # closed here if opened here
     try:
@@ -257,35 +257,35 @@ def _grey_uint8(pixels: np.ndarray, bgr: bool = False) -> np.ndarray:
 
 
 def png_grey(data: bytes, im) -> np.ndarray | None:
-    """A plain PNG (8-bit grey, RGB or RGBA, no EXIF) decoded from ``data``, as uint8 grey.
+    """A plain PNG (8-bit grey, RGB or RGBA, no EXIF) decoded by OpenCV from ``data``, as uint8 grey:
+    the files :func:`plain_png_grey` leaves (a transparent colour key, or Wuffs not installed).
 
     ``im`` is the file opened by Pillow (header read, size checked). Any other image gives None,
-    and so does a PNG that cannot be decoded (truncated, damaged): Pillow decodes those, and
+    and so does a PNG OpenCV cannot decode (truncated, damaged): Pillow decodes those, and
     names the fault. Pillow's own decode of a canvas PNG costs a copy of every pixel on the way
-    into numpy and a second pass to look for an EXIF rotation. OpenCV decodes what Wuffs
-    (:func:`_plain_png`) does not.
+    into numpy and a second pass to look for an EXIF rotation.
     """
+    cv2 = framing.opencv()
+
     channels = {"L": 0, "RGB": 3, "RGBA": 4}.get(im.mode)
     if im.format != "PNG" or channels is None or b"eXIf" in data:
         return None
-    pixels = _plain_png(data, im.width * im.height)
-    if pixels is None:
-        cv2 = framing.opencv()
-        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if pixels is None or pixels.dtype != np.uint8 or pixels.shape[:2] != (im.height, im.width):
-            return None
-        if (pixels.shape[2] if pixels.ndim == 3 else 0) != channels:
-            return None
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype != np.uint8 or pixels.shape[:2] != (im.height, im.width):
+        return None
+    if (pixels.shape[2] if pixels.ndim == 3 else 0) != channels:
+        return None
     return _grey_uint8(pixels, bgr=True)
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _plain_png(data: bytes, max_pixels: int) -> np.ndarray | None:
-    """A plain PNG (8-bit grey, RGB or RGBA; no EXIF, no transparent colour) as uint8 BGRA, read
+def plain_png_grey(data: bytes, max_pixels: int) -> np.ndarray | None:
+    """A plain PNG (8-bit grey, RGB or RGBA; no EXIF, no transparent colour) as uint8 grey, read
     from its header and decoded by Wuffs, without Pillow; None for any other file, one larger than
-    ``max_pixels``, or one Wuffs cannot decode (or is not installed): Pillow opens those, and names any fault.
+    ``max_pixels``, or one Wuffs cannot decode (or is not installed): Pillow opens those, and names
+    any fault, and :func:`png_grey` decodes the plain ones among them.
 
     Wuffs is a memory-safe decoder, several times faster on a canvas PNG than libpng with the
     system's zlib. A transparent colour (tRNS) in a grey or RGB file, which Pillow's and
@@ -301,7 +301,9 @@ def _plain_png(data: bytes, max_pixels: int) -> np.ndarray | None:
     if b"eXIf" in data or (colour != 6 and b"tRNS" in data):
         return None
     pixels = _wuffs_bgra(data)
-    return pixels if pixels is not None and pixels.shape[:2] == (height, width) else None
+    if pixels is None or pixels.shape[:2] != (height, width):
+        return None
+    return _grey_uint8(pixels, bgr=True)
 
 
 _WUFFS = threading.local()  # a PNG decoder per thread: the server prepares images in several

@@ -34,11 +34,11 @@ def open_image(data: bytes, max_pixels: int):
 def decode_upload(data: bytes, max_pixels: int):
     """An upload decoded as ``images`` reads it fastest: a plain PNG (a canvas) as uint8 grey, any
     other image as :func:`open_image` gives it; refused as :func:`open_image` refuses."""
-    from handwritten.opening import _grey_uint8, _plain_png, png_grey
+    from handwritten.opening import plain_png_grey, png_grey
 
-    pixels = _plain_png(data, max_pixels)  # read from its header, without Pillow
-    if pixels is not None:
-        return _grey_uint8(pixels, bgr=True)
+    grey = plain_png_grey(data, max_pixels)  # read from its header, without Pillow
+    if grey is not None:
+        return grey
     image = _open_header(data, max_pixels)
     grey = png_grey(data, image)
     if grey is not None:
