@@ -143,21 +143,20 @@ def run_weights(probs: np.ndarray, mapping: str, spaces: list[bool]) -> np.ndarr
     letter = np.array([c in string.ascii_letters for c in mapping], bool)
     if not digit.any() or not letter.any():
         return weights
-    digit_mass, letter_mass = probs[:, digit].sum(axis=1), probs[:, letter].sum(axis=1)
-    sure = probs.max(axis=1) >= SURE
+    sure = probs.max(axis=1) >= SURE  # only the characters the model is sure of count
+    digit_mass, letter_mass = probs[:, digit].sum(axis=1) * sure, probs[:, letter].sum(axis=1) * sure
     q = digit.sum() / (digit.sum() + letter.sum())
-    digit_mass, letter_mass = digit_mass * sure, letter_mass * sure  # only the sure characters count
+    digit_classes, letter_classes = np.flatnonzero(digit), np.flatnonzero(letter)
     for word in words(spaces):
         word = np.asarray(word)
         # Each character's neighbours: the word's totals less its own, in one pass over the word.
-        others = sure[word].sum() - sure[word]
+        has_others = sure[word].sum() - sure[word] > 0
         d = digit_mass[word].sum() - digit_mass[word]
         l = letter_mass[word].sum() - letter_mass[word]
-        chance = (d + PRIOR_CHARACTERS * q) / (d + l + PRIOR_CHARACTERS)
-        weighed = word[others > 0]
-        chance = chance[others > 0]
-        weights[np.ix_(weighed, np.flatnonzero(digit))] = (chance / q)[:, None]
-        weights[np.ix_(weighed, np.flatnonzero(letter))] = ((1 - chance) / (1 - q))[:, None]
+        chance = ((d + PRIOR_CHARACTERS * q) / (d + l + PRIOR_CHARACTERS))[has_others]
+        weighed = word[has_others]
+        weights[np.ix_(weighed, digit_classes)] = (chance / q)[:, None]
+        weights[np.ix_(weighed, letter_classes)] = ((1 - chance) / (1 - q))[:, None]
     return weights
 
 

@@ -115,7 +115,6 @@ def _percentile(x: np.ndarray, q: float) -> float:
 def measure(found: dict) -> dict:
     """The cues of one image from what ``images.preprocess(..., details=True)`` found."""
     from handwritten import marks
-
     from handwritten.framing import _bbox
 
     mask, chosen, labels = found["mask"], found["chosen"], found["labels"]
