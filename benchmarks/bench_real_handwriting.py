@@ -9,7 +9,12 @@ where the label says case cannot be told from the shape; lines are read with
 ``Recognizer.read_line`` (what ``predict --line`` does) and count only when the whole text is
 right. The images are for measuring only: nothing is trained or tuned on them.
 
-    python benchmarks/bench_real_handwriting.py [--quick] [--skip-model-1] [--model FILE ...] [--images DIR]
+A model trained on one sample reads a few images more or fewer than one trained on another draw
+of the same sample, so model_2 is also trained on the samples of further seeds (``--seeds``), and
+the spread of what they read is given beside the default sample's figures.
+
+    python benchmarks/bench_real_handwriting.py [--quick] [--skip-model-1] [--seeds N] [--model FILE ...]
+                                                [--images DIR]
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ def _extra(parser) -> None:
                         help="train and score model_2 only; model_1 takes far longer (default: %(default)s)")
     parser.add_argument("--train-per-class", type=int, default=None, metavar="N",
                         help="sample size to train on (default: the sample command's own default)")
+    parser.add_argument("--seeds", type=int, default=3, metavar="N",
+                        help="train model_2 on the samples of seeds 0 .. N-1 and give the spread of its "
+                             "figures; 1 with --quick (default: %(default)s)")
 
 
 def _labels(folder: Path) -> dict[str, dict]:
@@ -81,7 +89,7 @@ def score(model_path: Path, entries: dict[str, dict]) -> dict:
     rows = []
     for name, result in zip(names, results):
         entry = singles[name]
-        read = result.get("character", "")
+        read = result.get("character") or ""  # None: rejected as no character, or an error
         rows.append({"image": name, "label": entry["label"], "read": read, "kind": entry["kind"],
                      "group": _group(entry["label"]),
                      "right": _same(read, entry["label"], entry["case_sensitive"])})
@@ -124,9 +132,10 @@ def _summary(label: str, s: dict) -> str:
     return f"{label}: singles {_pct(s['singles'])}; {kinds}; {groups}; lines {_pct(s['lines'])}"
 
 
-def _train(model_name: str, data: Path, out: Path) -> dict:
+def _train(model_name: str, data: Path, out: Path, seed: int | None = None) -> dict:
     started = time.perf_counter()
-    common.handwritten("train", "--model", model_name, "--data", data, "--out", out, "--json", timeout=3600)
+    extra = [] if seed is None else ["--seed", seed]
+    common.handwritten("train", "--model", model_name, "--data", data, "--out", out, "--json", *extra, timeout=3600)
     from handwritten.modelio import read_meta
 
     meta = read_meta(out)
@@ -134,21 +143,56 @@ def _train(model_name: str, data: Path, out: Path) -> dict:
             "sample_test_accuracy": meta.get("test_accuracy")}
 
 
-def _sample(train_per_class: int | None) -> tuple[Path, dict]:
-    """The default sample, drawn again on every run: the code that draws it is what is measured."""
-    folder = common.DATA / "real-handwriting" / "sample"
+def _sample(train_per_class: int | None, seed: int | None = None) -> tuple[Path, dict]:
+    """The default sample (or another seed's), drawn again on every run: the code that draws it is what is measured."""
+    folder = common.DATA / "real-handwriting" / ("sample" if seed is None else f"sample-{seed}")
     shutil.rmtree(folder, ignore_errors=True)
     extra = [] if train_per_class is None else ["--train-per-class", train_per_class]
+    extra += [] if seed is None else ["--seed", seed]
     started = time.perf_counter()
     out = common.handwritten("sample", "--dir", folder, *extra).stdout
     seconds = time.perf_counter() - started
+    from handwritten.idx import read_idx
+
     marker = (folder / "SYNTHETIC-SAMPLE.txt").read_text()
-    per_class = int(next(line for line in marker.splitlines() if line.startswith("train images")).split(":")[1])
+    per_class = next(line for line in marker.splitlines() if line.startswith("train images")).split(":")[1].strip()
     test_per_class = int(next(line for line in marker.splitlines() if line.startswith("test images")).split(":")[1])
-    images = 62 * (per_class + test_per_class)
+    images = sum(len(read_idx(folder / f"emnist-byclass-{part}-labels-idx1-ubyte.gz")) for part in ("train", "test"))
     return folder, {"train_per_class": per_class, "test_per_class": test_per_class, "images": images,
                     "seconds": round(seconds, 1), "images_per_second": round(images / seconds, 1),
                     "says": out.strip()}
+
+
+def _spread(first: dict, seeds: int, train_per_class: int | None, entries: dict) -> list[dict]:
+    """model_2 trained on the samples of seeds 1 .. seeds-1 as well (sample and training seed alike),
+    each scored; ``first`` is the default sample's score (seed 0)."""
+    rows = [{"seed": 0, "singles": first["singles"], "lines": first["lines"]}]
+    for seed in range(1, seeds):
+        data, _ = _sample(train_per_class, seed)
+        out = common.DATA / "real-handwriting" / f"model_2-seed-{seed}.keras"
+        print(f"training model_2 on the sample of seed {seed} ...", file=sys.stderr, flush=True)
+        trained = _train("model_2", data, out, seed)
+        shutil.rmtree(data, ignore_errors=True)
+        s = score(out, entries)
+        print(_summary(f"model_2, seed {seed}", s), file=sys.stderr, flush=True)
+        rows.append({"seed": seed, "trained": trained, "singles": s["singles"], "lines": s["lines"],
+                     "line_reads": s["line_reads"]})
+    return rows
+
+
+def _spread_figures(rows: list[dict]) -> list[dict]:
+    shares = [100 * r["singles"]["share"] for r in rows]
+    lines = [r["lines"]["right"] for r in rows]
+    each = ", ".join(f"seed {r['seed']}: {100 * r['singles']['share']:.1f}%, {r['lines']['right']} lines"
+                     for r in rows)
+    return [
+        common.figure(f"Real handwriting, model_2 on {len(rows)} draws of the sample: single characters "
+                      "read right, mean", round(sum(shares) / len(shares), 1), "%",
+                      note=f"lowest {min(shares):.1f}%, highest {max(shares):.1f}%; {each}"),
+        common.figure(f"Real handwriting, model_2 on {len(rows)} draws of the sample: lines read exactly, mean",
+                      round(sum(lines) / len(lines), 2), f"of {rows[0]['lines']['of']}",
+                      note=f"fewest {min(lines)}, most {max(lines)}"),
+    ]
 
 
 def main() -> int:
@@ -172,7 +216,7 @@ def main() -> int:
             print(f"training {name} with its defaults on the sample ...", file=sys.stderr, flush=True)
             models[name] = (out, _train(name, data, out))
         details["data"] = (f"real handwriting in {args.images}; models trained with their defaults on the "
-                           f"default offline sample ({drawn['train_per_class']} training images per class)")
+                           f"default offline sample (training images: {drawn['train_per_class']})")
         figures.append(common.figure("Real handwriting: offline sample drawing speed", drawn["images_per_second"],
                                      "images/s", note=f"{drawn['images']} images in {drawn['seconds']} s"))
     scores = {}
@@ -195,6 +239,12 @@ def main() -> int:
             target=f">= {LINES_TARGET}" if label == "model_2" else None,
             met=(s["lines"]["right"] >= LINES_TARGET) if label == "model_2" else None,
             note="; ".join(f"{r['label']!r} read {r['read']!r}" for r in s["line_reads"])))
+    seeds = 1 if args.quick else args.seeds
+    if not args.model and seeds > 1 and "model_2" in scores:
+        spread = _spread(scores["model_2"], seeds, args.train_per_class, entries)
+        details["model_2_seeds"] = spread
+        figures += _spread_figures(spread)
+        sizes["model_2_seeds"] = seeds
     sizes["single_images"] = scores and next(iter(scores.values()))["singles"]["of"]
     sizes["line_images"] = scores and next(iter(scores.values()))["lines"]["of"]
     common.record(NAME, quick=args.quick, sizes=sizes, figures=figures, details=details, started=started)

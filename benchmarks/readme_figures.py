@@ -136,9 +136,16 @@ def real_handwriting_lines() -> list[str]:
     r = newest("real_handwriting", lambda r: "sample" in r["details"])
     if r is None:
         return ["- Real handwriting: not measured yet (`python benchmarks/bench_real_handwriting.py`)."]
-    rows = [f"`{model}` **{s['singles']['share']:.0%}** of the single characters ({_shares(s['by_kind'])}; "
+    rows = [f"`{model}` **{s['singles']['share']:.1%}** of the single characters ({_shares(s['by_kind'])}; "
             f"{_shares(s['by_group'])}), {s['lines']['right']} of {s['lines']['of']} lines exactly"
             for model, s in ((m, r["details"][m]) for m in ("model_2", "model_1") if m in r["details"])]
+    spread = r["details"].get("model_2_seeds")
+    if spread:
+        shares = [row["singles"]["share"] for row in spread]
+        lines = [row["lines"]["right"] for row in spread]
+        rows.append(f"`model_2` trained on {len(spread)} draws of the sample (seeds 0-{len(spread) - 1}) read "
+                    f"{min(shares):.1%} to {max(shares):.1%} of the single characters (mean "
+                    f"{sum(shares) / len(shares):.1%}) and {min(lines)} to {max(lines)} lines")
     return [f"- Real handwriting (people's single characters and lines from other projects, "
             f"`../shared/real-handwriting`), read by models trained with their defaults on the default offline "
             f"sample: " + "; ".join(rows) + f". Measured {r['date'][:10]} on {_machine(r['machine'])}; "

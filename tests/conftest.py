@@ -24,7 +24,7 @@ def sample_dir(tmp_path_factory) -> Path:
     from handwritten.sample import write_sample
 
     folder = tmp_path_factory.mktemp("sample") / "emnist"
-    write_sample(folder, train_per_class=60, test_per_class=10, seed=0)
+    write_sample(folder, train_per_class=60, test_per_class=10, seed=0, digit_weight=1)  # 60 of every class
     return folder
 
 

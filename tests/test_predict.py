@@ -139,7 +139,7 @@ def sample_300(tmp_path_factory):
     from handwritten.sample import write_sample
 
     folder = tmp_path_factory.mktemp("sample300") / "emnist"
-    write_sample(folder, train_per_class=300, test_per_class=8, seed=1)
+    write_sample(folder, train_per_class=300, test_per_class=8, seed=1, digit_weight=1)
     return folder
 
 

@@ -129,14 +129,24 @@ def test_write_sample_refuses_real_emnist_files(tmp_path):
 def test_write_sample_refuses_zero_images(tmp_path):
     with pytest.raises(DataError, match="need at least one image per class, got train_per_class=0"):
         write_sample(tmp_path, train_per_class=0, test_per_class=1)
+    from handwritten.errors import HandwrittenError
+
+    with pytest.raises(HandwrittenError, match="digit_weight 0: must be an integer in"):
+        write_sample(tmp_path, train_per_class=1, test_per_class=1, digit_weight=0)
+    assert not any(tmp_path.iterdir())
 
 
 def test_cli_writes_to_emnist_in_the_working_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["sample", "--train-per-class", "2", "--test-per-class", "1", "--seed", "4"]) == 0
     out = capsys.readouterr().out
-    assert "wrote a SYNTHETIC sample (not EMNIST) to emnist: 62 classes, 124 train + 62 test images, seed 4" in out
+    assert ("wrote a SYNTHETIC sample (not EMNIST) to emnist: 62 classes, 164 train (2 of each letter, 6 of each "
+            "digit) + 62 test images, seed 4") in out
     data = emnist.load()  # found by the seed convention, ./emnist
+    # Each digit three times as often as each letter in the training part; every class alike in the test part.
+    counts = np.bincount(data.y_train, minlength=62)
+    assert counts[:10].tolist() == [6] * 10 and counts[10:].tolist() == [2] * 52
+    np.testing.assert_array_equal(np.bincount(data.y_test, minlength=62), 1)
     assert data.synthetic and (tmp_path / "emnist" / FILES[0]).is_file()
     assert main(["inspect", "emnist"]) == 0
     assert "note: this is the synthetic offline sample, not EMNIST" in capsys.readouterr().out
@@ -205,7 +215,7 @@ def test_without_handwriting_fonts_the_sample_still_works_and_says_so(tmp_path, 
         out = capsys.readouterr().out
         assert "fonts: DejaVu (printed; no handwriting font installed)" in out
         assert "fonts: DejaVu (printed" in (tmp_path / "s" / emnist.SYNTHETIC_MARKER).read_text()
-        assert emnist.load(tmp_path / "s").x_train.shape == (124, 28, 28)
+        assert emnist.load(tmp_path / "s").x_train.shape == (52 * 2 + 10 * 6, 28, 28)
     finally:
         sample.handwriting_fonts.cache_clear()
 

@@ -54,8 +54,15 @@ FALLBACK_FACES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.t
 
 CANVAS = strokes.CANVAS  # drawing resolution; a cap height of about half of it leaves room for distortion
 CAP_PX = strokes.CAP_PX
-# 10,000 a class is about EMNIST byclass's size (490 MB of images); far more would only exhaust memory.
+# 10,000 of each letter (and DIGIT_WEIGHT times that of each digit) is about EMNIST byclass's size
+# (640 MB of images); far more would only exhaust memory.
 MAX_PER_CLASS = 10_000
+# Each digit is drawn this many times as often as each letter in the training part. EMNIST
+# ByClass is unbalanced the same way: its Digits split alone takes 28,000 images of each digit
+# out of it, while its 814,255 images leave at most about 10,300 a letter on average.
+# Numbers are also what people most often want read.
+DIGIT_WEIGHT = 3
+TRAIN_PER_CLASS = 600  # the default: training images of each letter (1,800 of each digit)
 GRID = 4  # the elastic distortion moves the corners of a GRID x GRID mesh over the canvas
 CHUNK = 1024  # images drawn from one random stream, by one process
 
@@ -216,7 +223,12 @@ def _render_chunk(labels: np.ndarray, seed: tuple[int, ...]) -> np.ndarray:
     return np.stack([render_character(MAPPING[label], rng) for label in labels])
 
 
-def _render_parts(per_class: dict[str, int], seed: int, progress, workers: int) -> dict:
+def class_counts(per_class: int, digit_weight: int) -> np.ndarray:
+    """Images of each class: ``per_class`` of each letter, ``digit_weight`` times that of each digit."""
+    return np.array([per_class * (digit_weight if ch.isdigit() else 1) for ch in MAPPING])
+
+
+def _render_parts(per_class: dict[str, np.ndarray], seed: int, progress, workers: int) -> dict:
     """Every part's images and labels, drawn in chunks of ``CHUNK`` images, in ``workers`` processes.
 
     Each chunk has its own random stream, derived from the seed, the part and the chunk's
@@ -225,7 +237,7 @@ def _render_parts(per_class: dict[str, int], seed: int, progress, workers: int) 
     rng = np.random.default_rng(seed)
     jobs, parts = [], {}
     for p, (part, count) in enumerate(per_class.items()):
-        labels = np.repeat(np.arange(len(MAPPING), dtype=np.uint8), count)
+        labels = np.repeat(np.arange(len(MAPPING), dtype=np.uint8), count)  # count: per class
         # Shuffled, so that the first part of a file (a partial load) still holds every class.
         labels = labels[rng.permutation(len(labels))]
         parts[part] = (np.empty((len(labels), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8), labels)
@@ -250,18 +262,22 @@ def _render_parts(per_class: dict[str, int], seed: int, progress, workers: int) 
     return parts
 
 
-def write_sample(folder: str | os.PathLike, *, train_per_class: int = 800, test_per_class: int = 60,
-                 seed: int = 0, progress: bool = False, workers: int | None = None) -> Path:
+def write_sample(folder: str | os.PathLike, *, train_per_class: int = TRAIN_PER_CLASS, test_per_class: int = 60,
+                 seed: int = 0, progress: bool = False, workers: int | None = None,
+                 digit_weight: int = DIGIT_WEIGHT) -> Path:
     """Write the synthetic sample as ``emnist-byclass-*`` files (images stored transposed, like EMNIST).
 
     Args:
         folder: where to write; created if needed. A folder holding real EMNIST byclass files is refused.
-        train_per_class: training images per character (62 characters).
-        test_per_class: test images per character.
+        train_per_class: training images of each letter; each digit gets ``digit_weight`` times
+            as many (see ``DIGIT_WEIGHT``).
+        test_per_class: test images of every character, digits and letters alike, so that
+            per-class figures compare.
         seed: the random seed; the same seed and counts give byte-identical files.
         progress: show a progress bar on stderr.
         workers: processes drawing at once (default: one per CPU core available); the files do
             not depend on it.
+        digit_weight: how many times as many training images each digit gets as each letter.
 
     Returns:
         The folder.
@@ -275,6 +291,7 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = 800, test_
     check_number("--train-per-class", train_per_class, 1, MAX_PER_CLASS, integer=True)
     check_number("--test-per-class", test_per_class, 1, MAX_PER_CLASS, integer=True)
     check_number("--seed", seed, 0, 2**32 - 1, integer=True)
+    check_number("digit_weight", digit_weight, 1, 10, integer=True)
     if os.path.lexists(folder) and (problem := folder_problem(folder)):
         raise DataError(f"{folder}: {problem}")
     if any(folder.glob("emnist-byclass-*")) and not (folder / SYNTHETIC_MARKER).exists():
@@ -288,13 +305,15 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = 800, test_
         "forms people write, and in fonts, in EMNIST's byclass file layout (62 classes, images stored\n"
         "transposed). They are for demos and tests; an accuracy measured on them is not an EMNIST result.\n"
         f"fonts: {', '.join(font_families())}\n"
-        f"seed: {seed}\ntrain images per class: {train_per_class}\ntest images per class: {test_per_class}\n"
+        f"seed: {seed}\ntrain images per class: {train_per_class} of each letter, "
+        f"{train_per_class * digit_weight} of each digit\ntest images per class: {test_per_class}\n"
     )
-    total = len(MAPPING) * (train_per_class + test_per_class)
+    total = int(class_counts(train_per_class, digit_weight).sum() + len(MAPPING) * test_per_class)
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     with tqdm(total=total, disable=not progress, unit="img", desc="drawing") as bar:
-        parts = _render_parts({"train": train_per_class, "test": test_per_class}, seed, bar, workers)
+        parts = _render_parts({"train": class_counts(train_per_class, digit_weight),
+                               "test": class_counts(test_per_class, 1)}, seed, bar, workers)
     for part, (images, labels) in parts.items():
         # EMNIST stores images transposed; so does the sample, and the loader turns both upright.
         write_idx(folder / f"emnist-byclass-{part}-images-idx3-ubyte.gz", images.transpose(0, 2, 1))
@@ -308,9 +327,11 @@ def run_sample(args) -> int:
     folder = write_sample(args.dir, train_per_class=args.train_per_class, test_per_class=args.test_per_class,
                           seed=args.seed, progress=True)
     classes = len(MAPPING)
+    train = int(class_counts(args.train_per_class, DIGIT_WEIGHT).sum())
     print(f"wrote a SYNTHETIC sample (not EMNIST) to {folder}: {classes} classes, "
-          f"{classes * args.train_per_class} train + {classes * args.test_per_class} test images, "
-          f"seed {args.seed}, in {time.perf_counter() - start:.1f} s")
+          f"{train} train ({args.train_per_class} of each letter, {DIGIT_WEIGHT * args.train_per_class} of each "
+          f"digit) + {classes * args.test_per_class} test images, seed {args.seed}, "
+          f"in {time.perf_counter() - start:.1f} s")
     print(f"written by a pen model along the forms people write, and in the fonts: {', '.join(font_families())}")
     print("it is for demos and tests; accuracies on it are not EMNIST results")
     return 0
@@ -323,8 +344,9 @@ def register(sub) -> None:
                                    "emnist-byclass-* files. It is synthetic, not EMNIST.")
     p.add_argument("--dir", default="emnist",
                    help="folder to write; ./emnist is where the other commands look first (default: %(default)s)")
-    p.add_argument("--train-per-class", type=int, default=800, metavar="N",
-                   help="training images per class (default: %(default)s)")
+    p.add_argument("--train-per-class", type=int, default=TRAIN_PER_CLASS, metavar="N",
+                   help=f"training images of each letter; each digit gets {DIGIT_WEIGHT} times as many, as "
+                        "EMNIST ByClass holds several times more of each digit (default: %(default)s)")
     p.add_argument("--test-per-class", type=int, default=60, metavar="N",
                    help="test images per class (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, metavar="N",
