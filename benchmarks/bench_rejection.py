@@ -15,6 +15,7 @@ recorded; no real image is copied anywhere.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections import Counter
@@ -30,10 +31,12 @@ REAL = common.ROOT.parent / "shared" / "real-handwriting"
 
 
 def sample_model(quick: bool, given: str | None) -> tuple[Path, Path, str]:
-    """The offline sample and a model_2 trained on it with default settings (or the given model)."""
+    """The offline sample, drawn again so that it is the current code's, and a model_2 trained on it
+    with default settings (or the given model)."""
     folder = common.DATA / "sample" / "emnist"
-    if not (folder / "SYNTHETIC-SAMPLE.txt").exists():
-        common.handwritten("sample", "--dir", folder)
+    if (folder / "SYNTHETIC-SAMPLE.txt").exists():
+        shutil.rmtree(folder)
+    common.handwritten("sample", "--dir", folder)
     if given:
         return folder, Path(given), f"the given model {given}"
     path = common.DATA / "models" / f"rejection-model_2{'-quick' if quick else ''}.keras"
