@@ -188,10 +188,26 @@ def speed_lines() -> list[str]:
     ]
 
 
+def bench_length_lines() -> list[str]:
+    """How long ``make bench`` takes: the sum of each benchmark's newest full run, as each recorded it."""
+    from run_all import BENCHMARKS
+
+    runs = {name: newest(name, lambda r: not r.get("quick")) for name in BENCHMARKS}
+    done = {name: r for name, r in runs.items() if r}
+    if not done:
+        return []
+    missing = sorted(set(BENCHMARKS) - set(done))
+    longest = max(done, key=lambda name: done[name]["seconds"])
+    return [f"- `make bench`: its {len(done)} benchmarks took **{sum(r['seconds'] for r in done.values()) / 60:.0f} "
+            f"minutes** in all, each timed by its own newest full run (the longest, {longest}, "
+            f"{_duration(done[longest]['seconds'])})" + (f"; not run yet: {', '.join(missing)}" if missing else "")
+            + "."]
+
+
 def block() -> str:
     lines = [START, "", "Fashion-MNIST is a real data set but not EMNIST; these are not EMNIST results.", ""]
     lines += (fashion_lines() + server_lines() + speed_lines() + real_handwriting_lines() + teach_lines()
-              + rejection_lines())
+              + rejection_lines() + bench_length_lines())
     lines += ["", END]
     return "\n".join(lines)
 
