@@ -69,7 +69,8 @@ def main() -> int:
     started = time.perf_counter()
     train_per_class, test_per_class, epochs = (60, 10, 3) if args.quick else (300, 40, 8)
     held_per_class = 5 if args.quick else 10
-    root = common.DATA / "teach" / f"{train_per_class}-{test_per_class}"
+    # The sample and the base model trained on it are kept between runs, as long as the sample's code is the same.
+    root = common.DATA / "teach" / f"{train_per_class}-{test_per_class}-{common.sample_code_key()}"
     sample = root / "sample"
     if not (sample / "SYNTHETIC-SAMPLE.txt").exists():
         common.handwritten("sample", "--dir", sample, "--train-per-class", train_per_class,

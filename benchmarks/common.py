@@ -323,6 +323,20 @@ def handwritten(*args, timeout: float = 1200) -> subprocess.CompletedProcess:
     return proc
 
 
+def sample_code_key() -> str:
+    """A short digest of the code that draws the offline sample: a benchmark that keeps a drawn
+    sample between runs keeps it under this key, so that a change to the drawing draws it again."""
+    import hashlib
+
+    import handwritten
+
+    package = Path(handwritten.__file__).parent
+    digest = hashlib.sha256()
+    for name in ("sample.py", "strokes.py", "emnist.py"):
+        digest.update((package / name).read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def training_data() -> tuple[Path, str]:
     """Fashion-MNIST when installed, else the offline synthetic sample; with a line saying which."""
     if fashion_available():
