@@ -277,10 +277,17 @@ def _widen(mask: np.ndarray, reach: float) -> np.ndarray:
     cv2 = opencv()
 
     if reach < 6:  # the same pixels, at a fraction of the time of an exact distance map
-        k = int(reach)
-        y, x = np.mgrid[-k:k + 1, -k:k + 1]
-        return cv2.dilate(mask.view(np.uint8), (x * x + y * y <= reach * reach).view(np.uint8)) > 0
+        # Squared distances between pixels are whole numbers: the disk depends on reach squared's whole part.
+        return cv2.dilate(mask.view(np.uint8), disk(int(reach), int(reach * reach))) > 0
     return cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= reach
+
+
+@functools.cache
+def disk(radius: int, squared: int) -> np.ndarray:
+    """The pixels within ``radius`` steps either way whose squared distance from the centre is at most
+    ``squared``, as a uint8 kernel; made once per pair."""
+    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    return (x * x + y * y <= squared).astype(np.uint8)
 
 
 @functools.cache
