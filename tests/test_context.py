@@ -79,6 +79,35 @@ def test_a_confident_answer_is_never_overridden():
     assert read(context.apply(p, boxes, [False, False, True, False, False], MAPPING)) == "HoA12"
 
 
+def test_a_bar_is_an_I_in_a_word_of_capitals_and_an_l_in_a_word_of_small_letters():
+    bar = {"l": 0.55, "I": 0.3, "1": 0.15}
+    capitals = probs({"H": 0.99}, {"E": 0.97}, bar, {"N": 0.95}, {"A": 0.9})
+    boxes = boxes_on(flat, TALL, TALL, TALL, TALL, TALL)
+    assert read(capitals) == "HElNA"
+    assert read(context.apply(capitals, boxes, [False] * 5, MAPPING)) == "HEINA"
+    small = probs({"h": 0.99}, {"e": 0.97}, {"I": 0.55, "l": 0.3}, {"n": 0.95}, {"a": 0.9})
+    assert read(context.apply(small, boxes_on(flat, TALL, SMALL, TALL, SMALL, SMALL), [False] * 5, MAPPING)) == "helna"
+    # The pair's total is kept: the word moves l's share to I, never to another class.
+    weighed = context.case_from_word(capitals, [False] * 5, MAPPING)
+    k = MAPPING.index
+    assert weighed[2, k("l")] + weighed[2, k("I")] == pytest.approx(capitals[2, k("l")] + capitals[2, k("I")])
+    assert weighed[2, k("1")] == capitals[2, k("1")]
+
+
+def test_the_case_of_a_word_decides_a_bar_only_when_the_word_shows_one_case():
+    bar = {"l": 0.55, "I": 0.3, "1": 0.15}
+    boxes = boxes_on(flat, TALL, TALL, TALL, TALL, TALL)
+    # A capital starting a word of small letters: the word shows both cases, the bar stays as read.
+    mixed = probs({"H": 0.99}, {"e": 0.97}, bar, {"n": 0.95}, {"a": 0.9})
+    assert read(context.case_from_word(mixed, [False] * 5, MAPPING)) == "Helna"
+    # One sure capital says too little; the capitals of another word say nothing about this one.
+    one = probs({"H": 0.99}, bar, {"o": 0.9}, {"E": 0.99}, {"N": 0.99})
+    assert read(context.case_from_word(one, [False, False, False, True, False], MAPPING)) == "HloEN"
+    # An l the model is sure of beyond 8 to 1 stays an l among capitals.
+    sure = probs({"H": 0.99}, {"E": 0.97}, {"l": 0.95, "I": 0.02}, {"N": 0.95}, {"A": 0.9})
+    assert read(context.apply(sure, boxes, [False] * 5, MAPPING)) == "HElNA"
+
+
 def test_without_references_height_decides_nothing():
     p = probs({"O": 0.55, "o": 0.45}, {"x": 0.55, "X": 0.45})  # no letter whose height is known
     assert read(context.apply(p, boxes_on(flat, TALL, SMALL), [False, False], MAPPING)) == "Ox"

@@ -8,13 +8,16 @@ the T before it, nor that it sits between two digits. :func:`apply` brings the l
   line's baseline (fitted through the characters' bottoms, so a sloped photo is measured along
   its slope) and compared with the line's capitals and ascenders (digits, A, B, D ..., b, d, h)
   and its x-height letters (a, e, m, n, r): a tall one is the capital, a short one the small letter.
+- Case from the word. A vertical bar is an l or an I at the same height; a word written in
+  capitals (its letters the model is sure of, and whose case their shape shows, are all
+  capitals) makes it an I, a word in small letters an l.
 - Digits or letters from the neighbours. In a word whose other characters are digits, an
   ambiguous O/0, l/1, S/5, Z/2, B/8 or g/9 goes to the digit; among letters, to the letter.
   How much the word weighs grows with the neighbours the model is sure of: one digit beside
   a character says little about it, eight in a row say it is a digit too.
 
-Both work as weights on the probabilities, then renormalised: the favoured case's probability
-is multiplied by ``CASE_WEIGHT`` (against the other case only), and the word's kind weighs
+All work as weights on the probabilities, then renormalised: the favoured case's probability
+is multiplied by ``CASE_WEIGHT`` (against the other case only; for a bar, the word's case), and the word's kind weighs
 digits against letters by Laplace's rule of succession, so context decides between candidates
 the model found close, and overrides an answer it is fairly sure of only where a long word of
 the other kind says so.
@@ -42,6 +45,10 @@ MARGIN = 0.08
 SAME_SHAPE = "cosuvwxzpy"  # k and K are both tall, so height does not tell them apart
 TALL = string.digits + "ABDEFGHIJLMNQRT" + "bdfhkl"  # reaching the cap height, whatever their case
 SMALL = "aemnrgq"  # reaching only the x-height (g and q below the baseline, measured from it)
+# Letters whose shape shows their case: the evidence for the case a word is written in.
+SHAPED_CAPITALS = "ABDEFGHJLMNQRT"
+SHAPED_SMALL = "abdefghijmnqrt"
+BAR = ("l", "I")  # the same bar, the same height: only the word tells them apart
 DESCENDING = "gjpqy"  # their bottoms are not on the baseline
 
 
@@ -118,6 +125,37 @@ def case_from_height(probs: np.ndarray, boxes, mapping: str) -> np.ndarray:
     return probs
 
 
+def case_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.ndarray:
+    """``probs`` with l and I shared by the case the character's word is written in.
+
+    A word whose other letters the model is ``SURE`` of, among those whose shape shows their
+    case, are all capitals (at least two) weighs I by ``CASE_WEIGHT`` against l; all small
+    letters, l against I. The pair's total stays as the model gave it.
+    """
+    probs = np.array(probs, dtype=np.float64)
+    if any(c not in mapping for c in BAR) or len(probs) < 3:
+        return probs
+    small, capital = mapping.index(BAR[0]), mapping.index(BAR[1])
+    read = [mapping[k] for k in probs.argmax(axis=1)]
+    sure = probs.max(axis=1) >= SURE
+    is_capital = sure & np.array([c in SHAPED_CAPITALS for c in read])
+    is_small = sure & np.array([c in SHAPED_SMALL for c in read])
+    for word in words(spaces):
+        word = np.asarray(word)
+        # Each character's word-mates: the word's counts less its own, in one pass over the word.
+        capitals = is_capital[word].sum() - is_capital[word]
+        smalls = is_small[word].sum() - is_small[word]
+        decided = (capitals + smalls >= 2) & ((capitals == 0) | (smalls == 0))
+        rows, to_capital = word[decided], capitals[decided] > 0
+        favoured, other = np.where(to_capital, capital, small), np.where(to_capital, small, capital)
+        p_favoured, p_other = probs[rows, favoured], probs[rows, other]
+        weighed = CASE_WEIGHT * p_favoured + p_other
+        share = np.divide(CASE_WEIGHT * p_favoured, weighed, out=np.zeros_like(weighed), where=weighed > 0)
+        pair = p_favoured + p_other
+        probs[rows, favoured], probs[rows, other] = pair * share, pair * (1 - share)
+    return probs
+
+
 def words(spaces: list[bool]) -> list[list[int]]:
     """The indices of the characters of each word, a space starting a new one."""
     out: list[list[int]] = []
@@ -161,7 +199,7 @@ def run_weights(probs: np.ndarray, mapping: str, spaces: list[bool]) -> np.ndarr
 
 
 def apply(probs: np.ndarray, boxes, spaces: list[bool], mapping: str) -> np.ndarray:
-    """The line's class probabilities ``(N, classes)`` weighed by case from height and by each word's run.
+    """A line's class probabilities ``(N, classes)`` weighed by case (height, word) and by each word's run.
 
     ``boxes`` are the characters' [x0, y0, x1, y1], left to right; ``spaces[i]`` says whether a
     space comes before character i. Classes at 0 (outside a charset) stay at 0, and each row
@@ -170,7 +208,7 @@ def apply(probs: np.ndarray, boxes, spaces: list[bool], mapping: str) -> np.ndar
     probs = np.asarray(probs, dtype=np.float64)
     if len(probs) == 0:
         return probs
-    cased = case_from_height(probs, boxes, mapping)
+    cased = case_from_word(case_from_height(probs, boxes, mapping), spaces, mapping)
     weighted = cased * run_weights(cased, mapping, spaces)
     total = weighted.sum(axis=1, keepdims=True)
     return np.where(total > 0, weighted / np.where(total > 0, total, 1), probs)
