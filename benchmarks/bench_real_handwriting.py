@@ -145,6 +145,8 @@ def _train(model_name: str, data: Path, out: Path, seed: int | None = None) -> d
 
 def _sample(train_per_class: int | None, seed: int | None = None) -> tuple[Path, dict]:
     """The default sample (or another seed's), drawn again on every run: the code that draws it is what is measured."""
+    from handwritten.idx import read_idx
+
     folder = common.DATA / "real-handwriting" / ("sample" if seed is None else f"sample-{seed}")
     shutil.rmtree(folder, ignore_errors=True)
     extra = [] if train_per_class is None else ["--train-per-class", train_per_class]
@@ -152,8 +154,6 @@ def _sample(train_per_class: int | None, seed: int | None = None) -> tuple[Path,
     started = time.perf_counter()
     out = common.handwritten("sample", "--dir", folder, *extra).stdout
     seconds = time.perf_counter() - started
-    from handwritten.idx import read_idx
-
     marker = (folder / "SYNTHETIC-SAMPLE.txt").read_text()
     per_class = next(line for line in marker.splitlines() if line.startswith("train images")).split(":")[1].strip()
     test_per_class = int(next(line for line in marker.splitlines() if line.startswith("test images")).split(":")[1])

@@ -34,8 +34,7 @@ def sample_model(quick: bool, given: str | None) -> tuple[Path, Path, str]:
     """The offline sample, drawn again so that it is the current code's, and a model_2 trained on it
     with default settings (or the given model)."""
     folder = common.DATA / "sample" / "emnist"
-    if (folder / "SYNTHETIC-SAMPLE.txt").exists():
-        shutil.rmtree(folder)
+    shutil.rmtree(folder, ignore_errors=True)
     common.handwritten("sample", "--dir", folder)
     if given:
         return folder, Path(given), f"the given model {given}"

@@ -10,7 +10,7 @@ import pytest
 
 from handwritten import emnist
 from handwritten.cli import main
-from handwritten.errors import DataError
+from handwritten.errors import DataError, HandwrittenError
 from handwritten.idx import read_idx
 from handwritten.sample import frame_like_emnist, render_character, write_sample
 
@@ -129,8 +129,6 @@ def test_write_sample_refuses_real_emnist_files(tmp_path):
 def test_write_sample_refuses_zero_images(tmp_path):
     with pytest.raises(DataError, match="need at least one image per class, got train_per_class=0"):
         write_sample(tmp_path, train_per_class=0, test_per_class=1)
-    from handwritten.errors import HandwrittenError
-
     with pytest.raises(HandwrittenError, match="digit_weight 0: must be an integer in"):
         write_sample(tmp_path, train_per_class=1, test_per_class=1, digit_weight=0)
     assert not any(tmp_path.iterdir())

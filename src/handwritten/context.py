@@ -112,17 +112,23 @@ def case_from_height(probs: np.ndarray, boxes, mapping: str) -> np.ndarray:
     threshold = tall_threshold(height, read, probs.max(axis=1) >= 0.5)
     if threshold is None or threshold <= 0:
         return probs
-    for i, h in enumerate(height):
-        if abs(h - threshold) <= MARGIN * threshold:
-            continue
-        for small, capital in pairs:
-            favoured, other = (capital, small) if h > threshold else (small, capital)
-            pair = probs[i, favoured] + probs[i, other]
-            weighed = CASE_WEIGHT * probs[i, favoured] + probs[i, other]
-            if weighed > 0:
-                probs[i, favoured], probs[i, other] = (pair * CASE_WEIGHT * probs[i, favoured] / weighed,
-                                                       pair * probs[i, other] / weighed)
+    rows = np.flatnonzero(np.abs(height - threshold) > MARGIN * threshold)
+    tall = height[rows] > threshold
+    for small, capital in pairs:
+        weigh_pair(probs, rows, np.where(tall, capital, small), np.where(tall, small, capital))
     return probs
+
+
+def weigh_pair(probs: np.ndarray, rows: np.ndarray, favoured: np.ndarray, other: np.ndarray) -> None:
+    """In ``probs``, in place: in each of ``rows``, the ``favoured`` class weighed by ``CASE_WEIGHT``
+    against the ``other``, the pair's total kept as it was (rows where both are 0 stay so)."""
+    p_favoured, p_other = probs[rows, favoured], probs[rows, other]
+    weighed = CASE_WEIGHT * p_favoured + p_other
+    ok = weighed > 0
+    rows, favoured, other = rows[ok], favoured[ok], other[ok]
+    p_favoured, p_other, weighed = p_favoured[ok], p_other[ok], weighed[ok]
+    pair = p_favoured + p_other
+    probs[rows, favoured], probs[rows, other] = pair * CASE_WEIGHT * p_favoured / weighed, pair * p_other / weighed
 
 
 def case_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.ndarray:
@@ -146,13 +152,8 @@ def case_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.nd
         capitals = is_capital[word].sum() - is_capital[word]
         smalls = is_small[word].sum() - is_small[word]
         decided = (capitals + smalls >= 2) & ((capitals == 0) | (smalls == 0))
-        rows, to_capital = word[decided], capitals[decided] > 0
-        favoured, other = np.where(to_capital, capital, small), np.where(to_capital, small, capital)
-        p_favoured, p_other = probs[rows, favoured], probs[rows, other]
-        weighed = CASE_WEIGHT * p_favoured + p_other
-        share = np.divide(CASE_WEIGHT * p_favoured, weighed, out=np.zeros_like(weighed), where=weighed > 0)
-        pair = p_favoured + p_other
-        probs[rows, favoured], probs[rows, other] = pair * share, pair * (1 - share)
+        to_capital = capitals[decided] > 0
+        weigh_pair(probs, word[decided], np.where(to_capital, capital, small), np.where(to_capital, small, capital))
     return probs
 
 

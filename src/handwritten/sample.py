@@ -228,16 +228,17 @@ def class_counts(per_class: int, digit_weight: int) -> np.ndarray:
     return np.array([per_class * (digit_weight if ch.isdigit() else 1) for ch in MAPPING])
 
 
-def _render_parts(per_class: dict[str, np.ndarray], seed: int, progress, workers: int) -> dict:
-    """Every part's images and labels, drawn in chunks of ``CHUNK`` images, in ``workers`` processes.
+def _render_parts(counts: dict[str, np.ndarray], seed: int, progress, workers: int) -> dict:
+    """Every part's images and labels (``counts[part]``: images of each class), drawn in chunks of
+    ``CHUNK`` images, in ``workers`` processes.
 
     Each chunk has its own random stream, derived from the seed, the part and the chunk's
     number, so the files are the same whatever the number of processes.
     """
     rng = np.random.default_rng(seed)
     jobs, parts = [], {}
-    for p, (part, count) in enumerate(per_class.items()):
-        labels = np.repeat(np.arange(len(MAPPING), dtype=np.uint8), count)  # count: per class
+    for p, (part, per_class) in enumerate(counts.items()):
+        labels = np.repeat(np.arange(len(MAPPING), dtype=np.uint8), per_class)
         # Shuffled, so that the first part of a file (a partial load) still holds every class.
         labels = labels[rng.permutation(len(labels))]
         parts[part] = (np.empty((len(labels), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8), labels)
@@ -308,12 +309,12 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = TRAIN_PER_
         f"seed: {seed}\ntrain images per class: {train_per_class} of each letter, "
         f"{train_per_class * digit_weight} of each digit\ntest images per class: {test_per_class}\n"
     )
-    total = int(class_counts(train_per_class, digit_weight).sum() + len(MAPPING) * test_per_class)
+    counts = {"train": class_counts(train_per_class, digit_weight), "test": class_counts(test_per_class, 1)}
+    total = int(sum(c.sum() for c in counts.values()))
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     with tqdm(total=total, disable=not progress, unit="img", desc="drawing") as bar:
-        parts = _render_parts({"train": class_counts(train_per_class, digit_weight),
-                               "test": class_counts(test_per_class, 1)}, seed, bar, workers)
+        parts = _render_parts(counts, seed, bar, workers)
     for part, (images, labels) in parts.items():
         # EMNIST stores images transposed; so does the sample, and the loader turns both upright.
         write_idx(folder / f"emnist-byclass-{part}-images-idx3-ubyte.gz", images.transpose(0, 2, 1))
