@@ -22,6 +22,7 @@ import numpy as np
 from handwritten import calibration, rejection
 from handwritten import charset as charsets
 from handwritten import images as imgs
+from handwritten import joining
 from handwritten.errors import HandwrittenError
 
 ONNX_META_KEY = "handwritten"  # the metadata_props entry holding the model's metadata as JSON
@@ -272,6 +273,7 @@ class Recognizer:
         # One character's mask at a time: a line of hundreds of marks needs no mask per mark at once.
         framed = np.stack([imgs.frame(ink, groups == k, self.framing) for k in range(1, len(parts) + 1)])
         probs = charsets.restrict(self.predict_arrays(framed), allowed)
+        groups, parts, framed, probs = self._join_split(ink, groups, parts, framed, probs, allowed)
         if context:
             from handwritten import context as line_context
 
@@ -283,6 +285,28 @@ class Recognizer:
             characters.append(r)
             text += (" " if p["space_before"] else "") + r["character"]
         return {"image": name, "text": text, "characters": characters}
+
+    def _join_split(self, ink, groups, parts, framed, probs, allowed):
+        """The line with characters split in two joined again where the model reads them better whole.
+
+        See :mod:`handwritten.joining`; the joined character's input and probabilities are the pair's.
+        """
+        candidate = joining.candidates([p["box"] for p in parts])
+        if not len(candidate):
+            return groups, parts, framed, probs
+        pairs = np.stack([imgs.frame(ink, (groups == i + 1) | (groups == i + 2), self.framing) for i in candidate])
+        whole = charsets.restrict(self.predict_arrays(pairs), allowed)
+        chosen = joining.choose(candidate, probs.max(axis=1), whole.max(axis=1))
+        if not chosen:
+            return groups, parts, framed, probs
+        keep = np.ones(len(parts), bool)
+        keep[np.asarray(chosen) + 1] = False
+        framed, probs = framed.copy(), probs.copy()
+        at = {int(i): j for j, i in enumerate(candidate)}
+        for i in chosen:
+            framed[i], probs[i] = pairs[at[i]], whole[at[i]]
+        groups, parts = joining.join(groups, parts, chosen)
+        return groups, parts, framed[keep], probs[keep]
 
 
 def predict(model, images, top: int = 5, charset: str | None = None) -> list[dict]:
