@@ -97,8 +97,8 @@ def model_2(classes: int = 62, input_shape=(28, 28, 1), name: str = "model_2"):
     A 3x3 convolution of 16 filters at 28x28 and one of 32 at 14x14, each with batch
     normalisation, ReLU and 2x2 max-pooling, then a 128-unit dense layer with dropout and the
     softmax. Narrow convolutions keep it cheap enough to train on 60,000 images in under a
-    minute on two CPU cores with its default settings (four epochs, one-cycle learning rate;
-    see ``train.DEFAULTS``); the README gives the measured figures.
+    minute on two CPU cores with its default settings (four epochs, one-cycle learning rate,
+    augmentation; see ``train.DEFAULTS``); the README gives the measured figures.
 
     Parameters: 213,774 for 62 classes (207,066 for 10); about 1.2 million multiply-adds per image.
 
