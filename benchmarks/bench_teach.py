@@ -75,7 +75,7 @@ def main() -> int:
     if not (sample / "SYNTHETIC-SAMPLE.txt").exists():
         common.handwritten("sample", "--dir", sample, "--train-per-class", train_per_class,
                            "--test-per-class", test_per_class, "--seed", 0)
-    base = root / f"base-{epochs}.keras"
+    base = root / f"base-{epochs}-{common.training_code_key()}.keras"  # trained again when training changes
     if not base.exists():
         common.handwritten("train", "--model", "model_2", "--data", sample, "--epochs", epochs, "--seed", 0,
                            "--out", base, "--json")

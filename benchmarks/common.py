@@ -323,18 +323,28 @@ def handwritten(*args, timeout: float = 1200) -> subprocess.CompletedProcess:
     return proc
 
 
-def sample_code_key() -> str:
-    """A short digest of the code that draws the offline sample: a benchmark that keeps a drawn
-    sample between runs keeps it under this key, so that a change to the drawing draws it again."""
+def code_key(*names: str) -> str:
+    """A short digest of these modules of the package: a benchmark that keeps what they made between
+    runs keeps it under this key, so that a change to them makes it again."""
     import hashlib
 
     import handwritten
 
     package = Path(handwritten.__file__).parent
     digest = hashlib.sha256()
-    for name in ("sample.py", "strokes.py", "emnist.py"):
+    for name in names:
         digest.update((package / name).read_bytes())
     return digest.hexdigest()[:10]
+
+
+def sample_code_key() -> str:
+    """A short digest of the code that draws the offline sample (see :func:`code_key`)."""
+    return code_key("sample.py", "strokes.py", "emnist.py")
+
+
+def training_code_key() -> str:
+    """A short digest of the code that decides how a model is built and trained by default."""
+    return code_key("settings.py", "models.py", "pipeline.py")
 
 
 def training_data() -> tuple[Path, str]:
