@@ -187,3 +187,21 @@ def test_mix_repeats_the_samples_and_replays_original_images_first(tmp_path):
 
     alone, info = teach.mix(samples, None, seed=0)
     assert info["replay_images"] == 0 and (alone.y_test == 7).all() and alone.folder == samples.folder
+
+
+def test_a_sample_keeps_its_format_and_a_damaged_one_is_refused(trained_model, drawings, tmp_path):
+    folder = tmp_path / "mine"
+    drawn = Image.open(io.BytesIO(drawings["A"][0])).convert("L")
+    jpeg, gif = io.BytesIO(), io.BytesIO()
+    drawn.save(jpeg, format="JPEG", quality=90)
+    drawn.save(gif, format="GIF")
+    with client_for(trained_model, collect=folder) as client:
+        assert post(client, jpeg.getvalue(), "A").json()["saved"].endswith(".jpg")
+        assert post(client, gif.getvalue(), "A").json()["saved"].endswith(".gif")
+        assert post(client, drawings["A"][1], "A").json()["saved"].endswith(".png")
+        r = post(client, jpeg.getvalue()[: len(jpeg.getvalue()) // 2], "A")
+        assert r.status_code == 400 and "could not be decoded" in r.json()["error"]
+        r = post(client, drawings["A"][2][:60], "A")
+        assert r.status_code == 400, r.text
+    saved = sorted(p.suffix for p in (folder / "upper-A").iterdir())
+    assert saved == [".gif", ".jpg", ".png"]

@@ -142,7 +142,7 @@ def sample_router(folder, recognizer, *, max_bytes: int, max_pixels: int, read_t
     from fastapi import APIRouter, Request
     from starlette.concurrency import run_in_threadpool
 
-    from handwritten.uploads import RequestError, frame_upload, open_image
+    from handwritten.uploads import RequestError, frame_upload_as
 
     store = SampleStore(folder, recognizer.mapping)
     command = finetune_command(Path(recognizer.path), store.folder)
@@ -153,9 +153,8 @@ def sample_router(folder, recognizer, *, max_bytes: int, max_pixels: int, read_t
         return {"folder": str(store.folder), "counts": counts, "total": sum(counts.values()), "command": command}
 
     def check_and_save(data: bytes, label: str) -> Path:
-        image = open_image(data, max_pixels)
-        frame_upload(data, recognizer, max_pixels)  # a blank drawing would only be skipped later
-        return store.save(label, data, EXTENSIONS.get(image.format, ".png"))
+        _, kind = frame_upload_as(data, recognizer, max_pixels)  # a blank drawing would only be skipped later
+        return store.save(label, data, EXTENSIONS.get(kind, ".png"))
 
     @router.post("/api/samples", status_code=201)
     async def add_sample(request: Request):

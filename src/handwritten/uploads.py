@@ -88,9 +88,17 @@ def _load(image) -> None:
 
 def frame_upload(data: bytes, recognizer, max_pixels: int):
     """Decode an upload and frame it as the model's training images are framed: uint8 28x28."""
+    return frame_upload_as(data, recognizer, max_pixels)[0]
+
+
+def frame_upload_as(data: bytes, recognizer, max_pixels: int) -> tuple:
+    """:func:`frame_upload`'s image, and the upload's format as Pillow names it ("PNG", "JPEG", ...),
+    from one decode."""
     from handwritten.images import preprocess
 
-    return preprocess(decode_upload(data, max_pixels), recognizer.framing, name="image", max_pixels=max_pixels)
+    decoded = decode_upload(data, max_pixels)
+    kind = getattr(decoded, "format", None) or "PNG"  # decoded straight to grey: a PNG
+    return preprocess(decoded, recognizer.framing, name="image", max_pixels=max_pixels), kind
 
 
 def examine_upload(data: bytes, recognizer, max_pixels: int):
