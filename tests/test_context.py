@@ -212,6 +212,35 @@ def test_read_line_uses_the_line_when_the_model_cannot_tell(trained_model, monke
         assert abs(sum(p for _, p in c["top"]) - 1) < 1e-6
 
 
+def test_a_twin_takes_the_kind_of_its_word():
+    k = MAPPING.index
+    # A 2 written like a Z, read Z 97 to 3 inside a row of nine digits: the run alone leaves it a Z.
+    digits = probs(*[{"Z": 0.97, "2": 0.03} if c == "?" else {c: 0.99} for c in "01?3456789"])
+    boxes = boxes_on(flat, *[TALL] * 10)
+    assert read(digits * context.run_weights(digits, MAPPING, [False] * 10)) == "01Z3456789"
+    assert read(context.apply(digits, boxes, [False] * 10, MAPPING)) == "0123456789"
+    # An S read 5 nine to one among capitals; the pair's total and the S/s shares are kept.
+    letters = probs({"5": 0.81, "S": 0.09, "s": 0.01}, {"T": 0.99}, {"A": 0.99}, {"R": 0.99})
+    assert read(context.apply(letters, boxes_on(flat, *[TALL] * 4), [False] * 4, MAPPING)) == "STAR"
+    weighed = context.twins_from_word(letters, [False] * 4, MAPPING)
+    twins = [k("5"), k("S"), k("s")]
+    assert weighed[0, twins].sum() == pytest.approx(letters[0, twins].sum())
+    assert weighed[0, k("S")] / weighed[0, k("s")] == pytest.approx(9)
+    assert weighed[0, k("5")] / weighed[0, [k("S"), k("s")]].sum() == pytest.approx(0.81 / 0.10 / context.CASE_WEIGHT)
+    np.testing.assert_array_equal(weighed[1:], letters[1:])
+
+
+def test_a_twin_is_left_alone_by_a_mixed_word_or_a_single_neighbour():
+    for word in ("A?3", "?7", "B?4X"):
+        p = probs(*[{"Z": 0.6, "2": 0.4} if c == "?" else {c: 0.99} for c in word])
+        i = word.index("?")
+        np.testing.assert_array_equal(context.twins_from_word(p, [False] * len(word), MAPPING)[i], p[i])
+    # Another word's digits say nothing about this one.
+    p = probs({"4": 0.99}, {"7": 0.99}, {"Z": 0.6, "2": 0.4}, {"E": 0.99})
+    weighed = context.twins_from_word(p, [False, False, True, False], MAPPING)
+    np.testing.assert_array_equal(weighed[2], p[2])
+
+
 def test_only_neighbours_the_model_is_sure_of_make_a_run():
     # Two unsure letters (each as likely a digit) and one sure digit: the run is digits.
     rows = [{"q": 0.55, "9": 0.4}, {"b": 0.6, "6": 0.35}, {"3": 0.99}, {"Z": 0.55, "2": 0.42}]

@@ -14,7 +14,10 @@ the T before it, nor that it sits between two digits. :func:`apply` brings the l
 - Digits or letters from the neighbours. In a word whose other characters are digits, an
   ambiguous O/0, l/1, S/5, Z/2, B/8 or g/9 goes to the digit; among letters, to the letter.
   How much the word weighs grows with the neighbours the model is sure of: one digit beside
-  a character says little about it, eight in a row say it is a digit too.
+  a character says little about it, eight in a row say it is a digit too. These twins, one
+  shape for a digit and a letter, are also weighed as same-shape cases are: in a word whose
+  other sure characters (at least two) are all digits, the digit by ``CASE_WEIGHT`` against
+  its letters; all letters, the letters against the digit.
 
 All work as weights on the probabilities, then renormalised: the favoured case's probability
 is multiplied by ``CASE_WEIGHT`` (against the other case only; for a bar, the word's case), and the word's kind weighs
@@ -50,6 +53,8 @@ SHAPED_CAPITALS = "ABDEFGHJLMNQRT"
 SHAPED_SMALL = "abdefghijmnqrt"
 BAR = ("l", "I")  # the same bar, the same height: only the word tells them apart
 DESCENDING = "gjpqy"  # their bottoms are not on the baseline
+# A digit and the letters written with its shape: only the word tells them apart.
+TWINS = (("0", "Oo"), ("1", "lI"), ("2", "Zz"), ("5", "Ss"), ("8", "B"), ("9", "gq"))
 
 
 def _theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -157,6 +162,51 @@ def case_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.nd
     return probs
 
 
+def twins_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.ndarray:
+    """``probs`` with each digit shared with its letter twins (``TWINS``) by the kind of its word.
+
+    A word whose other characters the model is ``SURE`` of (at least two) are all digits weighs
+    the digit by ``CASE_WEIGHT`` against its twins; all letters, the twins against the digit.
+    The twins' total and the shares among the letters stay as the model gave them.
+    """
+    probs = np.array(probs, dtype=np.float64)
+    twins = [(mapping.index(d), [mapping.index(c) for c in letters if c in mapping])
+             for d, letters in TWINS if d in mapping]
+    twins = [(d, letters) for d, letters in twins if letters]
+    if len(probs) < 3 or not twins:
+        return probs
+    read = [mapping[k] for k in probs.argmax(axis=1)]
+    sure = probs.max(axis=1) >= SURE
+    is_digit = sure & np.array([c in string.digits for c in read])
+    is_letter = sure & np.array([c in string.ascii_letters for c in read])
+    for word in words(spaces):
+        word = np.asarray(word)
+        digits = is_digit[word].sum() - is_digit[word]
+        letters = is_letter[word].sum() - is_letter[word]
+        decided = (digits + letters >= 2) & ((digits == 0) | (letters == 0))
+        for to_digit in (True, False):
+            rows = word[decided & ((digits > 0) == to_digit)]
+            for d, twin in twins:
+                favoured, other = ([d], twin) if to_digit else (twin, [d])
+                weigh_sets(probs, rows, favoured, other)
+    return probs
+
+
+def weigh_sets(probs: np.ndarray, rows: np.ndarray, favoured: list[int], other: list[int]) -> None:
+    """In ``probs``, in place: in each of ``rows``, the ``favoured`` classes together weighed by
+    ``CASE_WEIGHT`` against the ``other`` classes together; the shares within each set, and the
+    total of both, kept as they were."""
+    if not len(rows):
+        return
+    p_favoured = probs[np.ix_(rows, favoured)].sum(axis=1)
+    p_other = probs[np.ix_(rows, other)].sum(axis=1)
+    weighed = CASE_WEIGHT * p_favoured + p_other
+    ok = weighed > 0
+    rows, total, weighed = rows[ok], (p_favoured + p_other)[ok], weighed[ok]
+    probs[np.ix_(rows, favoured)] *= (total * CASE_WEIGHT / weighed)[:, None]
+    probs[np.ix_(rows, other)] *= (total / weighed)[:, None]
+
+
 def words(spaces: list[bool]) -> list[list[int]]:
     """The indices of the characters of each word, a space starting a new one."""
     out: list[list[int]] = []
@@ -210,6 +260,7 @@ def apply(probs: np.ndarray, boxes, spaces: list[bool], mapping: str) -> np.ndar
     if len(probs) == 0:
         return probs
     cased = case_from_word(case_from_height(probs, boxes, mapping), spaces, mapping)
+    cased = twins_from_word(cased, spaces, mapping)
     weighted = cased * run_weights(cased, mapping, spaces)
     total = weighted.sum(axis=1, keepdims=True)
     return np.where(total > 0, weighted / np.where(total > 0, total, 1), probs)
