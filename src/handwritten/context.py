@@ -14,10 +14,9 @@ the T before it, nor that it sits between two digits. :func:`apply` brings the l
 - Digits or letters from the neighbours. In a word whose other characters are digits, an
   ambiguous O/0, l/1, S/5, Z/2, B/8 or g/9 goes to the digit; among letters, to the letter.
   How much the word weighs grows with the neighbours the model is sure of: one digit beside
-  a character says little about it, eight in a row say it is a digit too. These twins, one
-  shape for a digit and a letter, are also weighed as same-shape cases are: in a word whose
-  other sure characters (at least two) are all digits, the digit by ``CASE_WEIGHT`` against
-  its letters; all letters, the letters against the digit.
+  a character says little about it, eight in a row say it is a digit too. In a word whose
+  other sure characters (at least two) are all digits, the letters written with a digit's
+  shape are weighed down by ``CASE_WEIGHT`` too; all letters, those digits.
 
 All work as weights on the probabilities, then renormalised: the favoured case's probability
 is multiplied by ``CASE_WEIGHT`` (against the other case only; for a bar, the word's case), and the word's kind weighs
@@ -163,17 +162,18 @@ def case_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.nd
 
 
 def twins_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.ndarray:
-    """``probs`` with each digit shared with its letter twins (``TWINS``) by the kind of its word.
+    """``probs`` with the twins (``TWINS``) of the other kind than their word's weighed down.
 
-    A word whose other characters the model is ``SURE`` of (at least two) are all digits weighs
-    the digit by ``CASE_WEIGHT`` against its twins; all letters, the twins against the digit.
-    The twins' total and the shares among the letters stay as the model gave them.
+    In a word whose other characters the model is ``SURE`` of (at least two) are all digits,
+    the letters written with a digit's shape (O, o, l, I, Z ...) are weighed by
+    ``1 / CASE_WEIGHT``; all letters, the digits written with a letter's shape (0, 1, 2, 5, 8, 9).
+    Each such row is renormalised, so every other class keeps its share against the rest: a 7
+    the model found close to a 9 stays as close.
     """
     probs = np.array(probs, dtype=np.float64)
-    twins = [(mapping.index(d), [mapping.index(c) for c in letters if c in mapping])
-             for d, letters in TWINS if d in mapping]
-    twins = [(d, letters) for d, letters in twins if letters]
-    if len(probs) < 3 or not twins:
+    digit_twins = [mapping.index(d) for d, _ in TWINS if d in mapping]
+    letter_twins = [mapping.index(c) for _, letters in TWINS for c in letters if c in mapping]
+    if len(probs) < 3 or not digit_twins or not letter_twins:
         return probs
     read = [mapping[k] for k in probs.argmax(axis=1)]
     sure = probs.max(axis=1) >= SURE
@@ -184,27 +184,12 @@ def twins_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.n
         digits = is_digit[word].sum() - is_digit[word]
         letters = is_letter[word].sum() - is_letter[word]
         decided = (digits + letters >= 2) & ((digits == 0) | (letters == 0))
-        for to_digit in (True, False):
-            rows = word[decided & ((digits > 0) == to_digit)]
-            for d, twin in twins:
-                favoured, other = ([d], twin) if to_digit else (twin, [d])
-                weigh_sets(probs, rows, favoured, other)
+        probs[np.ix_(word[decided & (digits > 0)], letter_twins)] /= CASE_WEIGHT
+        probs[np.ix_(word[decided & (digits == 0)], digit_twins)] /= CASE_WEIGHT
+        rows = word[decided]
+        total = probs[rows].sum(axis=1, keepdims=True)
+        probs[rows] /= np.where(total > 0, total, 1)
     return probs
-
-
-def weigh_sets(probs: np.ndarray, rows: np.ndarray, favoured: list[int], other: list[int]) -> None:
-    """In ``probs``, in place: in each of ``rows``, the ``favoured`` classes together weighed by
-    ``CASE_WEIGHT`` against the ``other`` classes together; the shares within each set, and the
-    total of both, kept as they were."""
-    if not len(rows):
-        return
-    p_favoured = probs[np.ix_(rows, favoured)].sum(axis=1)
-    p_other = probs[np.ix_(rows, other)].sum(axis=1)
-    weighed = CASE_WEIGHT * p_favoured + p_other
-    ok = weighed > 0
-    rows, total, weighed = rows[ok], (p_favoured + p_other)[ok], weighed[ok]
-    probs[np.ix_(rows, favoured)] *= (total * CASE_WEIGHT / weighed)[:, None]
-    probs[np.ix_(rows, other)] *= (total / weighed)[:, None]
 
 
 def words(spaces: list[bool]) -> list[list[int]]:
