@@ -344,7 +344,7 @@ def merge_until_none_overlap(boxes: list[list[int]]) -> list[list[int]]:
         merged = False
         for i in range(len(groups)):
             for j in range(i + 1, len(groups)):
-                a, b = (marks._union([boxes[k] for k in g]) for g in (groups[i], groups[j]))
+                a, b = (marks.union([boxes[k] for k in g]) for g in (groups[i], groups[j]))
                 if min(a[2], b[2]) - max(a[0], b[0]) >= 0.5 * min(a[2] - a[0], b[2] - b[0]):
                     groups[i] += groups.pop(j)
                     merged = True

@@ -152,13 +152,21 @@ def case_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.nd
     is_small = sure & np.array([c in SHAPED_SMALL for c in read])
     for word in words(spaces):
         word = np.asarray(word)
-        # Each character's word-mates: the word's counts less its own, in one pass over the word.
-        capitals = is_capital[word].sum() - is_capital[word]
-        smalls = is_small[word].sum() - is_small[word]
-        decided = (capitals + smalls >= 2) & ((capitals == 0) | (smalls == 0))
-        to_capital = capitals[decided] > 0
+        decided, to_capital = of_one_kind(is_capital, is_small, word)
+        to_capital = to_capital[decided]
         weigh_pair(probs, word[decided], np.where(to_capital, capital, small), np.where(to_capital, small, capital))
     return probs
+
+
+def of_one_kind(first: np.ndarray, second: np.ndarray, word: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per character of ``word``: whether at least two of its word-mates are marked in ``first`` or
+    ``second`` and all in the same one, and whether that one is ``first``.
+
+    Each character's word-mates are counted as the word's counts less its own, in one pass.
+    """
+    a = first[word].sum() - first[word]
+    b = second[word].sum() - second[word]
+    return (a + b >= 2) & ((a == 0) | (b == 0)), a > 0
 
 
 def twins_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.ndarray:
@@ -181,11 +189,9 @@ def twins_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.n
     is_letter = sure & np.array([c in string.ascii_letters for c in read])
     for word in words(spaces):
         word = np.asarray(word)
-        digits = is_digit[word].sum() - is_digit[word]
-        letters = is_letter[word].sum() - is_letter[word]
-        decided = (digits + letters >= 2) & ((digits == 0) | (letters == 0))
-        probs[np.ix_(word[decided & (digits > 0)], letter_twins)] /= CASE_WEIGHT
-        probs[np.ix_(word[decided & (digits == 0)], digit_twins)] /= CASE_WEIGHT
+        decided, to_digit = of_one_kind(is_digit, is_letter, word)
+        probs[np.ix_(word[decided & to_digit], letter_twins)] /= CASE_WEIGHT
+        probs[np.ix_(word[decided & ~to_digit], digit_twins)] /= CASE_WEIGHT
         rows = word[decided]
         total = probs[rows].sum(axis=1, keepdims=True)
         probs[rows] /= np.where(total > 0, total, 1)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from handwritten import marks
+
 # A gap under this share of the line's typical gap between characters is a candidate split.
 CLOSE = 0.25
 # Below this many characters a line has no typical gap to compare with.
@@ -79,7 +81,5 @@ def join(groups: np.ndarray, parts: list[dict], chosen: list[int]) -> tuple[np.n
         if starts[k]:
             merged.append(dict(part, box=list(part["box"])))
         else:
-            box = merged[-1]["box"]
-            merged[-1]["box"] = [min(box[0], part["box"][0]), min(box[1], part["box"][1]),
-                                 max(box[2], part["box"][2]), max(box[3], part["box"][3])]
+            merged[-1]["box"] = marks.union([merged[-1]["box"], part["box"]])
     return number[groups], merged

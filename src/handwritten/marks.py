@@ -65,7 +65,8 @@ def components(mask: np.ndarray, min_size: int = 1) -> tuple[np.ndarray, list[di
     return labels, comps
 
 
-def _union(boxes) -> list[int]:
+def union(boxes) -> list[int]:
+    """The box [x0, y0, x1, y1] around all of ``boxes``."""
     return [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
 
 
@@ -112,7 +113,7 @@ def select_character(labels: np.ndarray, comps: list[dict], label: str = "image"
         if not near.any():
             break
         chosen |= near
-        box = _union([box, *boxes[near].tolist()])
+        box = union([box, *boxes[near].tolist()])
     if not chosen.any():  # one part, as most characters are: a comparison, not a look-up per pixel
         return labels == main["label"]
     member = np.zeros(int(labels.max()) + 1, bool)
@@ -147,7 +148,7 @@ def group_overlapping(boxes: list[list[int]]) -> list[list[int]]:
             i += 1
             continue
         groups[i] += groups.pop(j)
-        spans[i] = _union([spans[i], spans.pop(j)])
+        spans[i] = union([spans[i], spans.pop(j)])
         first = bisect.bisect_right(reach, spans[i][0])  # the first earlier group that reaches into group i
         back = next((k for k in range(first, i) if _same_character(spans[k], spans[i])), None)
         if back is not None:  # merged first when starting over: group i joins it on the next step
@@ -200,8 +201,8 @@ def line_characters(labels: np.ndarray, comps: list[dict], label: str = "image")
         raise _too_many(label, "a line", len(comps))
 
     groups = [[comps[k] for k in g] for g in group_overlapping([c["box"] for c in comps])]
-    groups = _attach_dots(groups, [_union([c["box"] for c in g]) for g in groups])
-    boxes = [_union([c["box"] for c in g]) for g in groups]
+    groups = _attach_dots(groups, [union([c["box"] for c in g]) for g in groups])
+    boxes = [union([c["box"] for c in g]) for g in groups]
     order = sorted(range(len(groups)), key=lambda i: (boxes[i][0] + boxes[i][2]) / 2)
     groups, boxes = [groups[i] for i in order], [boxes[i] for i in order]
     gaps = [boxes[i + 1][0] - boxes[i][2] for i in range(len(boxes) - 1)]

@@ -302,9 +302,8 @@ class Recognizer:
         keep = np.ones(len(parts), bool)
         keep[np.asarray(chosen) + 1] = False
         framed, probs = framed.copy(), probs.copy()
-        at = {int(i): j for j, i in enumerate(candidate)}
-        for i in chosen:
-            framed[i], probs[i] = pairs[at[i]], whole[at[i]]
+        at = np.searchsorted(candidate, chosen)  # each chosen pair's place among the candidates (sorted)
+        framed[chosen], probs[chosen] = pairs[at], whole[at]
         groups, parts = joining.join(groups, parts, chosen)
         return groups, parts, framed[keep], probs[keep]
 
