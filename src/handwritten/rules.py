@@ -1,0 +1,144 @@
+"""Ruled lines: the printed lines of notebook paper, taken out before the characters are found.
+
+Written on lined paper, a row of characters sits on a line that joins them all into one mark,
+and a single character gains a bar under it. A rule is told from writing by what no
+character's stroke does: it is straight across nearly the whole width of the picture, runs
+there mostly alone, ends cut square at its full thickness (by the picture's or the paper's
+edge), and is several times longer than the marks left are high, none of which reaches the
+picture's edge. It is found with the Hough transform (among the fainter ink as well: a thin
+rule breaks into dashes at the ink threshold) and cleared column by column where it runs
+alone; where a stroke crosses it or rests on it the column is kept, so characters stay whole.
+A Z's or a T's bar in a picture cropped to the character fails those tests and stays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from handwritten import framing, marks
+
+SPAN = 0.9  # a rule runs across at least this share of the picture's width, first column to last
+ALONE = 0.5  # and runs alone (no stroke crossing it) in at least this share of the columns: a faint
+# rule that the ink threshold broke into dashes still does, a row of characters never does
+VOTES = 0.3  # ink on a line, as a share of the width, to look at it closer
+MAX_SLOPE = 8.0  # degrees: a photo of a page is seldom turned more
+LONGER = 1.25  # a rule is at least this many times as long as the tallest mark left is high
+MAX_RULES = 12  # lined paper shows a few in a picture of a line or a character; more is not a page
+FAINT = 0.35  # of the ink's full strength: a faint rule still shows at this level
+END = 3  # px, or twice its thickness if more: a rule's last columns at each end are of its thickness
+SLACK = 2  # px: a column's run this much longer than the rule's thickness is the rule alone still
+
+
+def _strongest_line(mask: np.ndarray) -> tuple[float, float] | None:
+    """The straight line ``y = a + b x`` with the most of ``mask`` on it, within ``MAX_SLOPE`` of
+    horizontal; None when none holds ``VOTES`` of the width."""
+    cv2 = framing.opencv()
+
+    width = mask.shape[1]
+    limit = np.deg2rad(MAX_SLOPE)
+    # 2 px by an eighth of a degree: a thin sloped rule stays within one cell across a wide picture.
+    found = cv2.HoughLinesWithAccumulator(mask.view(np.uint8), 2, np.pi / 1440, max(1, int(VOTES * width)),
+                                          min_theta=np.pi / 2 - limit, max_theta=np.pi / 2 + limit)
+    if found is None:
+        return None
+    rho, theta, _ = max(found[:, 0].tolist(), key=lambda line: line[2])
+    # x cos(theta) + y sin(theta) = rho
+    return rho / np.sin(theta), -np.cos(theta) / np.sin(theta)
+
+
+def _runs_at(mask: np.ndarray, line: tuple[float, float], reach: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column, the vertical run of ``mask`` through the line: its first row, its end row, and
+    whether the line meets ink there at all (looked for up to 2 px off the line)."""
+    h, w = mask.shape
+    x = np.arange(w)
+    centre = np.clip(np.rint(line[0] + line[1] * x).astype(np.int64), 0, h - 1)
+    offsets = np.arange(-reach, reach + 1)
+    rows = centre[:, None] + offsets[None, :]
+    band = mask[np.clip(rows, 0, h - 1), x[:, None]] & (rows >= 0) & (rows < h)  # (w, 2 reach + 1)
+    start = np.full(w, -1)
+    for k in (0, -1, 1, -2, 2):  # from the ink pixel nearest the line
+        start = np.where((start < 0) & band[:, reach + k], reach + k, start)
+    hit = start >= 0
+    start = np.where(hit, start, reach)
+    index = np.arange(2 * reach + 1)[None, :]
+    # The run is bounded by the nearest gap above and below the starting pixel.
+    gap = ~band
+    above = np.where(gap & (index < start[:, None]), index, -1).max(axis=1) + 1
+    below = np.where(gap & (index > start[:, None]), index, 2 * reach + 1).min(axis=1)
+    return centre - reach + above, centre - reach + below, hit
+
+
+def _rule(mask: np.ndarray, line: tuple[float, float]) -> tuple[np.ndarray, int] | None:
+    """The pixels of the rule near ``line`` where it runs alone, and its length; None when ``line``
+    is no rule (it does not span ``SPAN`` of the width, or runs alone in under ``ALONE`` of it)."""
+    h, w = mask.shape
+    reach = max(4, min(h // 6, 60))
+    for refine in (True, False):
+        top, end, hit = _runs_at(mask, line, reach)
+        length = end - top
+        if hit.sum() < ALONE * w:
+            return None
+        thickness = float(np.median(length[hit]))
+        alone = hit & (length <= max(1.5 * thickness, thickness + SLACK))
+        columns = np.flatnonzero(alone)
+        if len(columns) < ALONE * w or columns[-1] - columns[0] < SPAN * w:
+            return None
+        # A rule is cut off square by the picture's or the paper's edge, at its full thickness and
+        # alone; a pen's stroke ends rounded, or in the character's other strokes (a Z's bars in
+        # its diagonal), wherever the picture is cropped.
+        met = np.flatnonzero(hit)
+        reach_end = max(END, int(2 * thickness))
+        ends = length[np.concatenate([met[:reach_end], met[-reach_end:]])]
+        if not ((ends >= 0.7 * thickness) & (ends <= 1.3 * thickness + 1)).all():
+            return None
+        if refine:  # the Hough line is a quarter degree coarse: fit the rule's own middle
+            b, a = np.polyfit(columns, (top[alone] + end[alone] - 1) / 2, 1)
+            line = (a, b)
+    rows = np.arange(h)[:, None]
+    cleared = np.zeros_like(mask)
+    cleared[:, alone] = (rows >= top[alone]) & (rows < end[alone])
+    return cleared & mask, int(columns[-1] - columns[0] + 1)
+
+
+def _written_between(rest: np.ndarray, length: int) -> bool:
+    """Whether the marks left (specks, under a tenth of the largest, aside) are writing the rules
+    ran under: none touches the picture's edge, and the tallest is at most 1/``LONGER`` of the
+    rules' length. A character's bar spans the width only where the picture is cropped to the
+    character, and there its other strokes reach the edges too."""
+    _, comps = marks.components(rest, min_size=3)
+    if not comps:
+        return False
+    least = 0.1 * max(c["size"] for c in comps)
+    kept = [c for c in comps if c["size"] >= least]
+    return (not any(c["border"] for c in kept)
+            and LONGER * max(c["box"][3] - c["box"][1] for c in kept) <= length)
+
+
+def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[dict]):
+    """``(ink, mask, labels, comps)`` without the ruled lines; the same objects when there are none.
+
+    ``labels`` and ``comps`` are :func:`marks.components` of ``mask``. Rules are taken out only
+    when writing is left between them, clear of the picture's edges and at most 1/``LONGER`` of
+    their length high: the bar of a Z or a T in a picture cropped to it, or a lone dash, stays.
+    """
+    width = mask.shape[1]
+    if width < 16:
+        return ink, mask, labels, comps
+    # A thin rule is fainter than the strokes after the blur that decides what is ink, and the
+    # mask holds only dashes of it: it is looked for among the fainter ink as well.
+    seen = mask | (ink > FAINT)
+    cleared, length = np.zeros_like(mask), width
+    for _ in range(MAX_RULES):
+        line = _strongest_line(seen)
+        found = None if line is None else _rule(seen, line)
+        if found is None:
+            break
+        seen &= ~found[0]
+        cleared |= found[0]
+        length = min(length, found[1])
+    rest = mask & ~cleared
+    if not cleared.any() or not _written_between(rest, length):
+        return ink, mask, labels, comps
+    ink = np.where(cleared, np.float32(0), ink)
+    labels, comps = marks.components(rest, min_size=3)
+    return ink, rest, labels, comps
