@@ -152,6 +152,20 @@ def real_handwriting_lines() -> list[str]:
             f"`python benchmarks/bench_real_handwriting.py` reruns it."]
 
 
+def ruled_paper_lines() -> list[str]:
+    r = newest("ruled_paper", lambda r: "trained" in r["details"])
+    if r is None:
+        return ["- Ruled paper: not measured yet (`python benchmarks/bench_ruled_paper.py`)."]
+    parts = []
+    for what in ("single_characters", "lines"):
+        ours, kept = r["details"][what]["rules_taken_out"], r["details"][what]["rules_kept"]
+        parts.append(f"**{ours['same']} of {ours['copies']}** copies of the {ours['images']} real "
+                     f"{what.replace('_', ' ')} read as without the rules ({kept['same']} with the rules kept as ink)")
+    return [f"- Ruled paper (`benchmarks/bench_ruled_paper.py`): the real handwriting with the rules of lined paper "
+            f"drawn in ({', '.join(r['details']['styles'])}), read by `model_2` trained on the default sample: "
+            + "; ".join(parts) + f". Measured {r['date'][:10]} on {_machine(r['machine'])}."]
+
+
 def teach_lines() -> list[str]:
     r = newest_full("teach")
     if r is None:
@@ -206,8 +220,8 @@ def bench_length_lines() -> list[str]:
 
 def block() -> str:
     lines = [START, "", "Fashion-MNIST is a real data set but not EMNIST; these are not EMNIST results.", ""]
-    lines += (fashion_lines() + server_lines() + speed_lines() + real_handwriting_lines() + teach_lines()
-              + rejection_lines() + bench_length_lines())
+    lines += (fashion_lines() + server_lines() + speed_lines() + real_handwriting_lines() + ruled_paper_lines()
+              + teach_lines() + rejection_lines() + bench_length_lines())
     lines += ["", END]
     return "\n".join(lines)
 

@@ -45,13 +45,15 @@ def bottoms(page: np.ndarray) -> float:
     ("sloped", 2, 90),  # a photo turned a little: the rule crosses the bottoms
     ("faint", 1, 170),  # a thin light rule: dashes after the ink threshold
     ("lined", 2, 90),  # a rule above, one under and one through the writing
+    ("leaving", 2, 90),  # a sloped rule that leaves the picture through its bottom edge
 ])
 def test_characters_on_ruled_paper_are_found_as_without_rules(line, where, width, grey):
     plain = boxes_of(line)
     low = bottoms(line)
     top = min(b[1] for b in plain)
     rules_at = {"baseline": [(low, low)], "sloped": [(low + 12, low - 14)], "faint": [(low + 1, low + 1)],
-                "lined": [(top - 12, top - 12), (low, low), ((top + low) / 2, (top + low) / 2 + 6)]}[where]
+                "lined": [(top - 12, top - 12), (low, low), ((top + low) / 2, (top + low) / 2 + 6)],
+                "leaving": [(line.shape[0] + 12, low - 10)]}[where]
     page = ruled(line, rules_at, width, grey)
     before = images.segment_line(page, name="line.png")
     got = [p["box"] for p in before[1]]

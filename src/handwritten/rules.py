@@ -4,10 +4,10 @@ Written on lined paper, a row of characters sits on a line that joins them all i
 and a single character gains a bar under it. A rule is told from writing by what no
 character's stroke does: it is straight across nearly the whole width of the picture, runs
 there mostly alone, ends cut square at its full thickness (by the picture's or the paper's
-edge), and is several times longer than the marks left are high, none of which reaches the
-picture's edge. It is found with the Hough transform (among the fainter ink as well: a thin
+edge), and none of the marks left when it is gone reaches the picture's edge or is much taller
+than the rule is long. It is found with the Hough transform (among the fainter ink as well: a thin
 rule breaks into dashes at the ink threshold) and cleared column by column where it runs
-alone; where a stroke crosses it or rests on it the column is kept, so characters stay whole.
+alone, its own rows only; where a stroke crosses it the column is kept, so characters stay whole.
 A Z's or a T's bar in a picture cropped to the character fails those tests and stays.
 """
 
@@ -22,16 +22,17 @@ ALONE = 0.5  # and runs alone (no stroke crossing it) in at least this share of 
 # rule that the ink threshold broke into dashes still does, a row of characters never does
 VOTES = 0.3  # ink on a line, as a share of the width, to look at it closer
 MAX_SLOPE = 8.0  # degrees: a photo of a page is seldom turned more
-LONGER = 1.25  # a rule is at least this many times as long as the tallest mark left is high
+LONGER = 0.75  # a rule is at least this many times as long as the tallest mark left is high
 MAX_RULES = 12  # lined paper shows a few in a picture of a line or a character; more is not a page
+TRIES = 40  # lines looked at closer, the most ink first (a thick rule is several Hough lines)
 FAINT = 0.35  # of the ink's full strength: a faint rule still shows at this level
 END = 3  # px, or twice its thickness if more: a rule's last columns at each end are of its thickness
 SLACK = 2  # px: a column's run this much longer than the rule's thickness is the rule alone still
 
 
-def _strongest_line(mask: np.ndarray) -> tuple[float, float] | None:
-    """The straight line ``y = a + b x`` with the most of ``mask`` on it, within ``MAX_SLOPE`` of
-    horizontal; None when none holds ``VOTES`` of the width."""
+def _lines(mask: np.ndarray) -> list[tuple[float, float]]:
+    """Straight lines ``y = a + b x`` within ``MAX_SLOPE`` of horizontal with ``VOTES`` of the
+    width on them, the most ink first, at most ``TRIES``."""
     cv2 = framing.opencv()
 
     width = mask.shape[1]
@@ -40,10 +41,10 @@ def _strongest_line(mask: np.ndarray) -> tuple[float, float] | None:
     found = cv2.HoughLinesWithAccumulator(mask.view(np.uint8), 2, np.pi / 1440, max(1, int(VOTES * width)),
                                           min_theta=np.pi / 2 - limit, max_theta=np.pi / 2 + limit)
     if found is None:
-        return None
-    rho, theta, _ = max(found[:, 0].tolist(), key=lambda line: line[2])
+        return []
+    best = sorted(found[:, 0].tolist(), key=lambda line: -line[2])[:TRIES]
     # x cos(theta) + y sin(theta) = rho
-    return rho / np.sin(theta), -np.cos(theta) / np.sin(theta)
+    return [(rho / np.sin(theta), -np.cos(theta) / np.sin(theta)) for rho, theta, _ in best]
 
 
 def _runs_at(mask: np.ndarray, line: tuple[float, float], reach: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,33 +71,45 @@ def _runs_at(mask: np.ndarray, line: tuple[float, float], reach: int) -> tuple[n
 
 def _rule(mask: np.ndarray, line: tuple[float, float]) -> tuple[np.ndarray, int] | None:
     """The pixels of the rule near ``line`` where it runs alone, and its length; None when ``line``
-    is no rule (it does not span ``SPAN`` of the width, or runs alone in under ``ALONE`` of it)."""
+    is no rule: it does not span ``SPAN`` of the picture (of the part of the width where the line
+    is inside it, when it leaves through the top or the bottom edge), or runs alone in under
+    ``ALONE`` of that."""
     h, w = mask.shape
     reach = max(4, min(h // 6, 60))
     for refine in (True, False):
+        middle = line[0] + line[1] * np.arange(w)
+        across = int(((middle >= -1) & (middle <= h)).sum())  # columns where the line is in the picture
         top, end, hit = _runs_at(mask, line, reach)
         length = end - top
-        if hit.sum() < ALONE * w:
+        if across < w / 2 or hit.sum() < ALONE * across:
             return None
         thickness = float(np.median(length[hit]))
         alone = hit & (length <= max(1.5 * thickness, thickness + SLACK))
         columns = np.flatnonzero(alone)
-        if len(columns) < ALONE * w or columns[-1] - columns[0] < SPAN * w:
+        if len(columns) < ALONE * across or columns[-1] - columns[0] < SPAN * across:
             return None
         # A rule is cut off square by the picture's or the paper's edge, at its full thickness and
         # alone; a pen's stroke ends rounded, or in the character's other strokes (a Z's bars in
         # its diagonal), wherever the picture is cropped.
         met = np.flatnonzero(hit)
         reach_end = max(END, int(2 * thickness))
-        ends = length[np.concatenate([met[:reach_end], met[-reach_end:]])]
-        if not ((ends >= 0.7 * thickness) & (ends <= 1.3 * thickness + 1)).all():
-            return None
+        for end_columns in (met[:reach_end], met[-reach_end:]):
+            runs = length[end_columns]
+            # A sloped rule may leave through the top or the bottom edge, thinning as it goes.
+            middle = line[0] + line[1] * end_columns
+            leaving = (middle < thickness + 1) | (middle > h - thickness - 2)
+            if not ((leaving | (runs >= 0.7 * thickness)) & (runs <= 1.3 * thickness + 1)).all():
+                return None
         if refine:  # the Hough line is a quarter degree coarse: fit the rule's own middle
             b, a = np.polyfit(columns, (top[alone] + end[alone] - 1) / 2, 1)
             line = (a, b)
+    # Only the rule's own rows go, around its middle: a stroke resting on it keeps its pixels.
+    middle = line[0] + line[1] * np.arange(w)
+    low = np.maximum(top, np.floor(middle - thickness / 2 - 0.5))
+    high = np.minimum(end, np.ceil(middle + thickness / 2 + 0.5))
     rows = np.arange(h)[:, None]
     cleared = np.zeros_like(mask)
-    cleared[:, alone] = (rows >= top[alone]) & (rows < end[alone])
+    cleared[:, alone] = (rows >= low[alone]) & (rows < high[alone])
     return cleared & mask, int(columns[-1] - columns[0] + 1)
 
 
@@ -127,15 +140,19 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
     # A thin rule is fainter than the strokes after the blur that decides what is ink, and the
     # mask holds only dashes of it: it is looked for among the fainter ink as well.
     seen = mask | (ink > FAINT)
-    cleared, length = np.zeros_like(mask), width
-    for _ in range(MAX_RULES):
-        line = _strongest_line(seen)
-        found = None if line is None else _rule(seen, line)
+    cleared, length, rules = np.zeros_like(mask), width, 0
+    # The straightest long marks first; a character's own bar may be among them (a T's, longer
+    # than the rules), and is passed over.
+    for line in _lines(seen):
+        found = _rule(seen, line)
         if found is None:
-            break
+            continue
         seen &= ~found[0]
         cleared |= found[0]
         length = min(length, found[1])
+        rules += 1
+        if rules == MAX_RULES:
+            break
     rest = mask & ~cleared
     if not cleared.any() or not _written_between(rest, length):
         return ink, mask, labels, comps

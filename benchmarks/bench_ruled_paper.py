@@ -1,0 +1,170 @@
+"""Ruled paper: whether real handwriting reads the same with the rules of lined paper drawn in.
+
+People write on lined paper. Each image of ``../shared/real-handwriting`` (or ``--images DIR``)
+is read as it is, then with rules drawn across it, in memory (nothing is written): a rule the
+writing rests on, a sloped one crossing its bottom (a photo turned a little), a thin light one
+under it, and a page of rules (one above, one under, one through its lower part). Each copy
+counts when it is read exactly as the image without rules was, by the package as it is and by
+the same package with the taking out of rules switched off (``handwritten.rules.remove``), in
+the same run. The model is model_2 trained with its defaults on the default offline sample, or
+``--model FILE``.
+
+    python benchmarks/bench_ruled_paper.py [--quick] [--model FILE] [--images DIR]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import bench_real_handwriting as real
+import common
+
+NAME = "ruled_paper"
+RULE = (70, 90, 170)  # a blue rule, as printed on notebook paper
+FAINT = (165, 175, 215)
+STYLES = ("resting", "sloped", "faint", "page")
+
+
+def _extra(parser) -> None:
+    parser.add_argument("--images", type=Path, default=real.IMAGES,
+                        help="folder with labels.json and the images it names (default: %(default)s)")
+    parser.add_argument("--model", default=None, metavar="FILE",
+                        help="score this model file instead of training model_2 on the sample (default: %(default)s)")
+
+
+def _ink_box(recognizer, path: Path, line: bool) -> list[int]:
+    """The writing's box [x0, y0, x1, y1] in the image's pixels, as the package finds it."""
+    from PIL import Image
+
+    from handwritten import images
+    from handwritten.marks import union
+
+    if line:
+        return union([c["box"] for c in recognizer.read_line(str(path), top=1)["characters"]])
+    _, found = images.preprocess(str(path), details=True)
+    ys, xs = np.nonzero(found["chosen"])
+    with Image.open(path) as im:
+        scale = im.size[0] / found["chosen"].shape[1]  # a large image is worked on halved
+    return [int(xs.min() * scale), int(ys.min() * scale), int((xs.max() + 1) * scale), int((ys.max() + 1) * scale)]
+
+
+def ruled(path: Path, box: list[int], style: str):
+    """The image at ``path`` with rules of ``style`` drawn across it, as an RGB PIL image."""
+    from PIL import Image, ImageDraw
+
+    with Image.open(path) as im:
+        im = im.convert("RGBA")
+    page = Image.new("RGBA", im.size, (255, 255, 255, 255))
+    page.alpha_composite(im)
+    page = page.convert("RGB")
+    draw = ImageDraw.Draw(page)
+    w = page.size[0]
+    height = box[3] - box[1]
+    width = max(1, round(0.03 * height))
+    bottom, top = box[3] - 1, box[1]
+    if style == "resting":
+        rules = [(bottom, bottom, width, RULE)]
+    elif style == "sloped":  # about 1.5 degrees across the picture
+        rise = 0.026 * w
+        rules = [(bottom + rise / 2, bottom - rise / 2, width, RULE)]
+    elif style == "faint":
+        rules = [(bottom + width + 1, bottom + width + 1, max(1, width // 2), FAINT)]
+    else:
+        rules = [(top - 0.15 * height, top - 0.15 * height, width, RULE), (bottom, bottom, width, RULE),
+                 (bottom - 0.3 * height, bottom - 0.3 * height, width, RULE)]
+    for y0, y1, pen, colour in rules:
+        draw.line([(0, y0), (w, y1)], fill=colour, width=pen)
+    return page
+
+
+def _reads(recognizer, entries: dict[str, dict]) -> dict[str, dict]:
+    """Per image, what is read as it is and with each style of rules, and whether each is right."""
+    out = {}
+    for name, entry in sorted(entries.items()):
+        line = len(entry["label"]) > 1
+        path = entry["file"]
+        read = (lambda source: recognizer.read_line(source, top=1, name=name)["text"]) if line else (
+            lambda source: recognizer.predict([source], top=1, names=[name])[0].get("character") or "")
+        box = _ink_box(recognizer, path, line)
+        out[name] = {"line": line, "label": entry["label"], "case_sensitive": entry["case_sensitive"],
+                     "plain": read(str(path)), **{style: read(ruled(path, box, style)) for style in STYLES}}
+    return out
+
+
+def _without_rules_taken_out():
+    """A context in which the package keeps rules as ink, as it did before it took them out."""
+    import contextlib
+
+    from handwritten import rules
+
+    @contextlib.contextmanager
+    def patched():
+        kept = rules.remove
+        rules.remove = lambda ink, mask, labels, comps: (ink, mask, labels, comps)
+        try:
+            yield
+        finally:
+            rules.remove = kept
+
+    return patched()
+
+
+def _counts(reads: dict[str, dict], line: bool) -> dict:
+    rows = [r for r in reads.values() if r["line"] == line]
+    copies = [(r, style) for r in rows for style in STYLES]
+    same = sum(r[style] == r["plain"] for r, style in copies)
+    right = sum(real._same(r[style], r["label"], r["case_sensitive"]) for r, style in copies)
+    by_style = {style: sum(r[style] == r["plain"] for r in rows) for style in STYLES}
+    return {"images": len(rows), "copies": len(copies), "same": same, "right": right,
+            "plain_right": sum(real._same(r["plain"], r["label"], r["case_sensitive"]) for r in rows),
+            "same_by_style": by_style}
+
+
+def main() -> int:
+    args = common.parse_args(__doc__.splitlines()[0], _extra)
+    started = time.perf_counter()
+    entries = real._labels(args.images)
+    if args.quick:  # every fifth single character and every line
+        singles = sorted(n for n, e in entries.items() if len(e["label"]) == 1)
+        entries = {n: e for n, e in entries.items() if len(e["label"]) > 1 or n in singles[::5]}
+    details = {"images": str(args.images), "styles": list(STYLES)}
+    if args.model:
+        model, details["model"] = Path(args.model), f"the given model {args.model}"
+    else:
+        data, drawn = real._sample(None)
+        model = common.DATA / "ruled-paper" / "model_2.keras"
+        model.parent.mkdir(parents=True, exist_ok=True)
+        print("training model_2 with its defaults on the sample ...", file=sys.stderr, flush=True)
+        details["trained"] = real._train("model_2", data, model)
+        details["model"] = "model_2 trained with its defaults on the default offline sample"
+    from handwritten.predict import Recognizer
+
+    recognizer = Recognizer(model)
+    taken_out = _reads(recognizer, entries)
+    with _without_rules_taken_out():
+        kept = _reads(recognizer, entries)
+    figures = []
+    for line, what in ((False, "single characters"), (True, "lines")):
+        ours, before = _counts(taken_out, line), _counts(kept, line)
+        details[what.replace(" ", "_")] = {"rules_taken_out": ours, "rules_kept": before}
+        figures.append(common.figure(
+            f"Ruled paper: copies of real {what} read as without the rules", ours["same"], f"of {ours['copies']}",
+            note=(f"{len(STYLES)} styles of rules on {ours['images']} images; with the rules kept as ink "
+                  f"{before['same']} of {before['copies']}; read right {ours['right']} (kept: {before['right']}), "
+                  f"without rules {ours['plain_right']} of {ours['images']}")))
+        print(f"{what}: {ours['same']}/{ours['copies']} read as without the rules "
+              f"(rules kept as ink: {before['same']}/{before['copies']})", file=sys.stderr, flush=True)
+    # The lines' readings; the single characters only as counts, which point at no single image.
+    details["line_reads"] = {name: {"taken_out": taken_out[name], "kept": kept[name]}
+                             for name in taken_out if taken_out[name]["line"]}
+    common.record(NAME, quick=args.quick, sizes={"images": len(entries), "copies": len(entries) * len(STYLES)},
+                  figures=figures, details=details, started=started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
