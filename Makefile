@@ -24,7 +24,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 demo: install
 	$(BIN)/handwritten sample --dir demo/emnist
-	$(BIN)/handwritten train --model model_2 --data demo/emnist --out demo/model_2.keras
+	$(BIN)/handwritten train --model model_2 --data demo/emnist --out demo/model_2.keras --overwrite
 	$(BIN)/handwritten evaluate demo/model_2.keras --data demo/emnist --report demo/report
 	$(BIN)/python scripts/demo_images.py --dir demo/images
 	$(BIN)/handwritten predict demo/model_2.keras demo/images/char-*.png

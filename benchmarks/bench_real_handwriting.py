@@ -135,7 +135,8 @@ def _summary(label: str, s: dict) -> str:
 def _train(model_name: str, data: Path, out: Path, seed: int | None = None) -> dict:
     started = time.perf_counter()
     extra = [] if seed is None else ["--seed", seed]
-    common.handwritten("train", "--model", model_name, "--data", data, "--out", out, "--json", *extra, timeout=3600)
+    common.handwritten("train", "--model", model_name, "--data", data, "--out", out, "--overwrite", "--json", *extra,
+                       timeout=3600)
     from handwritten.modelio import read_meta
 
     meta = read_meta(out)

@@ -41,7 +41,7 @@ def sample_model(quick: bool, given: str | None) -> tuple[Path, Path, str]:
     path = common.DATA / "models" / f"rejection-model_2{'-quick' if quick else ''}.keras"
     path.parent.mkdir(parents=True, exist_ok=True)
     options = ["--epochs", 1, "--part", 0.3] if quick else []
-    common.handwritten("train", "--model", "model_2", "--data", folder, "--out", path, "--restart", "--json", *options)
+    common.handwritten("train", "--model", "model_2", "--data", folder, "--out", path, "--restart", "--overwrite", "--json", *options)
     how = "1 epoch on 30% of the sample (quick mode)" if quick else "default settings"
     return folder, path, f"model_2 trained on the offline synthetic sample with {how}"
 

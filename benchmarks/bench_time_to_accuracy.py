@@ -156,13 +156,13 @@ def main() -> int:
     part = ["--part", 0.1] if quick else []
     # Its model is kept for the inference and server benchmarks of this run.
     run2 = _train_cli(["--model", "model_2", "--data", common.FASHION, "--out", common.clear_old_models(),
-                       "--seed", 0, *part], work / "cache-model_2")
+                       "--overwrite", "--seed", 0, *part], work / "cache-model_2")
     m2, m2_wall = run2["summary"], run2["wall_seconds"]
     print(f"time to accuracy: model_2 {m2['test_accuracy']:.4f} in {m2_wall:.0f} s", file=sys.stderr, flush=True)
 
     # model_1 with a time budget: ours, then the original's.
     out1 = work / "model_1.keras"
-    run1 = _train_cli(["--model", "model_1", "--data", common.FASHION, "--out", out1, "--seed", 0],
+    run1 = _train_cli(["--model", "model_1", "--data", common.FASHION, "--out", out1, "--overwrite", "--seed", 0],
                       work / "cache-model_1", budget=budget)
     stopped = run1["summary"] is None
     orig = common.run_worker(Path(__file__), [budget, checkpoint_path(out1) if stopped else "-"],

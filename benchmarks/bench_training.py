@@ -38,7 +38,8 @@ def _ours(name: str, data: str, part: float, epochs: int, out: Path, augment: bo
     from handwritten.modelio import read_meta
     from handwritten.train import create_model
 
-    result = create_model(name, str(out), part, data=data, epochs=epochs, seed=0, augment=augment, verbose=0)
+    result = create_model(name, str(out), part, data=data, epochs=epochs, seed=0, augment=augment, verbose=0,
+                          overwrite=True)  # each round trains to the same file
     per_epoch = [float(e["samples_per_second"]) for e in read_meta(out)["history"]]
     return {
         "samples_per_second": per_epoch[-1],

@@ -60,7 +60,7 @@ def test_sigkill_mid_epoch_then_rerun_finishes_only_the_remaining_epochs(tmp_pat
     before = sha256(out)
     ckpt = checkpoint_path(out)
 
-    proc = start(train_command(sample_dir, out))
+    proc = start(train_command(sample_dir, out, "--overwrite"))  # to replace it once training ends
     wait_for_checkpoint(proc, ckpt)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -72,12 +72,12 @@ def test_sigkill_mid_epoch_then_rerun_finishes_only_the_remaining_epochs(tmp_pat
     assert 1 <= done_epochs < EPOCHS, "the kill must land before the last epoch"
 
     # A different setting is refused rather than silently changing the run.
-    changed = subprocess.run(train_command(sample_dir, out, "--seed", "5"), capture_output=True, text=True,
+    changed = subprocess.run(train_command(sample_dir, out, "--overwrite", "--seed", "5"), capture_output=True, text=True,
                              timeout=120)
     assert changed.returncode == 2 and "checkpoint was made with seed=0" in changed.stderr
 
     # Re-running the same command continues from the checkpoint.
-    proc = start(train_command(sample_dir, out, "--json"))
+    proc = start(train_command(sample_dir, out, "--overwrite", "--json"))
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-2000:]
     summary = json.loads(stdout)

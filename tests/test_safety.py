@@ -55,12 +55,12 @@ def test_a_second_run_on_the_same_output_is_refused_naming_the_first(tmp_path, s
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        assert cli.main(train_args(sample_dir, out)) == 2
+        assert cli.main(train_args(sample_dir, out, "--overwrite")) == 2
         err = capsys.readouterr().err
         assert f"process {holder.pid} on " in err and "handwritten train --out first-run" in err, err
         assert "another run is writing this output" in err
         with pytest.raises(HandwrittenError, match=str(holder.pid)):  # the Python API alike
-            train.create_model("model_2", out, 10, data=sample_dir, epochs=1, verbose=0)
+            train.create_model("model_2", out, 10, data=sample_dir, epochs=1, verbose=0, overwrite=True)
     finally:
         holder.kill()
         holder.wait()
@@ -109,6 +109,30 @@ def test_finetune_refuses_to_write_over_its_base_model(tmp_path, trained_model, 
     with pytest.raises(HandwrittenError, match="overwrite=True"):
         train.next_train(tmp_path / "hard.keras", base, data=sample_dir, verbose=0)
     assert sha256(base) == before
+
+
+def test_a_saved_model_at_the_output_is_replaced_only_when_told(tmp_path, trained_model, sample_dir, capsys,
+                                                                monkeypatch):
+    from handwritten.modelio import read_meta
+
+    saved = tmp_path / "saved.keras"
+    shutil.copy(trained_model, saved)
+    before = sha256(saved)
+    monkeypatch.setattr(train, "_compile", lambda *a, **k: pytest.fail("training started before the check"))
+    for argv in (train_args(sample_dir, saved),
+                 ["finetune", "--model", str(trained_model), "--out", str(saved), "--data", str(sample_dir)]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{saved}: already exists" in err and "--overwrite" in err, err
+    with pytest.raises(HandwrittenError, match="already exists.*overwrite=True"):
+        train.create_model("model_2", saved, 10, data=sample_dir, epochs=1, verbose=0)
+    assert sha256(saved) == before and sorted(p.name for p in tmp_path.iterdir()) == ["saved.keras"]
+
+    monkeypatch.undo()
+    assert cli.main(train_args(sample_dir, saved, "--dry-run")) == 0  # a dry run saves nothing: allowed
+    assert sha256(saved) == before
+    assert cli.main(train_args(sample_dir, saved, "--overwrite", "--seed", "3", "--json")) == 0
+    assert sha256(saved) != before and read_meta(saved)["config"]["seed"] == 3
 
 
 def test_finetune_overwrites_its_base_model_when_told(tmp_path, trained_model, sample_dir, capsys):

@@ -96,17 +96,21 @@ def check_writable(out: Path) -> None:
         raise HandwrittenError(f"{out}: cannot write in folder {out.parent} ({exc.strerror or exc})") from None
 
 
-def check_not_base(out: Path, base: str | os.PathLike | None, overwrite: bool) -> None:
-    """An error if ``out`` is the model file training starts from (the same path, link or hard link)."""
-    if base is None or overwrite or not out.exists():
+def check_not_saved(out: Path, base: str | os.PathLike | None, overwrite: bool) -> None:
+    """An error if ``out`` already exists, unless ``overwrite``: a saved model is replaced only on
+    purpose, and the model file training starts from (the same path, link or hard link) is named."""
+    if overwrite or not (out.exists() or out.is_symlink()):
         return
-    try:
-        same = os.path.samefile(out, base)
-    except OSError:
-        same = os.path.realpath(out) == os.path.realpath(base)
-    if same:
-        raise HandwrittenError(f"{out}: is the model being fine-tuned ({base}); writing there would replace it. "
-                               "Give another --out, or --overwrite (overwrite=True) to replace it on purpose")
+    if base is not None:
+        try:
+            same = os.path.samefile(out, base)
+        except OSError:
+            same = os.path.realpath(out) == os.path.realpath(base)
+        if same:
+            raise HandwrittenError(f"{out}: is the model being fine-tuned ({base}); writing there would replace "
+                                   "it. Give another --out, or --overwrite (overwrite=True) to replace it on purpose")
+    raise HandwrittenError(f"{out}: already exists; the trained model would replace it. Give another --out, or "
+                           "--overwrite (overwrite=True) to replace it on purpose")
 
 
 def writes_output() -> bool:

@@ -113,7 +113,7 @@ def finetune(base: Path, out, *, data, replay, given: dict, overwrite: bool, run
 
     out = modelio.check_model_path(out, for_writing=True)
     lock.check_writable(out)
-    lock.check_not_base(out, str(base), overwrite)  # before any slow work: preprocessing, evaluation
+    lock.check_not_saved(out, str(base), overwrite)  # before any slow work: preprocessing, evaluation
     meta = modelio.read_meta(base)
     verbose = run.get("verbose", 1)
     options = {**TEACH, **{k: v for k, v in given.items() if v is not None}}

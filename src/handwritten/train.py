@@ -237,7 +237,8 @@ def _test(job: _Prepared, dataset, dry_run: bool) -> tuple[float, float, int]:
 
 def create_model(model_name: str, path_to_done_NN, part_for_samples=1.0, *, data=None, split=None, epochs=None,
                  batch_size=None, learning_rate=None, validation=None, augment=None, seed: int = 0,
-                 distribute=None, resume=None, dry_run: bool = False, verbose: int = 1, **_cli) -> dict:
+                 distribute=None, resume=None, dry_run: bool = False, verbose: int = 1, overwrite: bool = False,
+                 **_cli) -> dict:
     """Build the model called ``model_name``, train it, and save it to ``path_to_done_NN``.
 
     Args:
@@ -255,6 +256,8 @@ def create_model(model_name: str, path_to_done_NN, part_for_samples=1.0, *, data
             one; False ignores (and later replaces) it.
         dry_run: one epoch on 256 images, nothing saved: checks the whole path in seconds.
         verbose: 0 silent; 1 progress bars and epoch lines on stderr, summary on stdout.
+        overwrite: allow ``path_to_done_NN`` to exist already, and replace it once training ends;
+            without it, an existing file there is an error before any work.
 
     Returns:
         The summary: ``test_accuracy``, ``epochs``, ``seconds``, ``samples_per_second``,
@@ -272,7 +275,7 @@ def create_model(model_name: str, path_to_done_NN, part_for_samples=1.0, *, data
                  data=None if data is None else str(data), split=split, distribute=distribute)
     settings = make_settings(model_name, **given)
     return _claim_and_run(settings, path_to_done_NN, given=given, resume=resume, verbose=verbose, dry_run=dry_run,
-                          text=_cli.get("text", True), resume_hint=_cli.get("resume_hint"),
+                          overwrite=overwrite, text=_cli.get("text", True), resume_hint=_cli.get("resume_hint"),
                           command=_cli.get("command"))
 
 
@@ -286,7 +289,7 @@ def next_train(path_to_done_NN, path_to_model, part_of_dataset=1.0, *, data=None
     by the original Keras 2 script is read as byclass with transposed input and fed
     transposed images. Data with a different number of classes is refused. The other
     arguments are those of :func:`create_model`, with gentler defaults (``FINETUNE``);
-    ``path_to_done_NN`` may be ``path_to_model`` itself only with ``overwrite=True``.
+    ``path_to_done_NN`` may exist already (``path_to_model`` itself included) only with ``overwrite=True``.
 
     When ``data`` is a folder of a person's samples (one sub-folder of images per character),
     they are mixed with a replay of the original data (``replay``, else the folder the model's
@@ -316,7 +319,8 @@ def _claim_and_run(settings: Settings, out, *, dry_run: bool, overwrite: bool = 
     """Check the output before any work, then train holding its lock (see ``lock.py``)."""
     out = modelio.check_model_path(out, for_writing=True)
     lock.check_writable(out)
-    lock.check_not_base(out, settings.base_model, overwrite)
+    if not dry_run:  # a dry run saves nothing
+        lock.check_not_saved(out, settings.base_model, overwrite)
     claim = lock.OutputLock(out, command) if not dry_run and lock.writes_output() else contextlib.nullcontext()
     with claim:
         return _run(settings, out, dry_run=dry_run, **run)

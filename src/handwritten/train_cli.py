@@ -35,7 +35,7 @@ def run_cli(args) -> int:
         raise HandwrittenError("--resume and --restart contradict each other; give one")
     if args.command == "train":
         out = args.out or f"{args.model}.keras"
-        summary = create_model(args.model, out, args.part, **options)
+        summary = create_model(args.model, out, args.part, overwrite=args.overwrite, **options)
     else:
         summary = next_train(args.out, args.model, args.part, overwrite=args.overwrite, replay=args.replay, **options)
     if args.json:
@@ -99,6 +99,8 @@ def register(sub) -> None:
     p.add_argument("--model", choices=list(MODELS), default="model_2", help="which network (default: %(default)s)")
     p.add_argument("--out", default=None, metavar="PATH",
                    help="model file to write, .h5 or .keras (default: %(default)s, meaning MODEL.keras)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow --out to exist already, and replace it when training ends (default: %(default)s)")
     _add_hyper(p)
     _add_common(p)
 
@@ -108,7 +110,8 @@ def register(sub) -> None:
     p.add_argument("--model", required=True, metavar="PATH", help="the model file to start from (required)")
     p.add_argument("--out", required=True, metavar="PATH", help="model file to write, .h5 or .keras (required)")
     p.add_argument("--overwrite", action="store_true",
-                   help="allow --out to be the --model file itself, replacing it (default: %(default)s)")
+                   help="allow --out to exist already, even as the --model file itself, and replace it "
+                        "(default: %(default)s)")
     p.add_argument("--replay", default=None, metavar="DIR",
                    help="with --data a folder of your own samples: the original training data to mix in so "
                         "nothing is forgotten (default: %(default)s, the data folder the model names)")
