@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -125,18 +126,36 @@ def test_export_never_deletes_a_folder_it_did_not_write(trained_model, tmp_path,
     assert main(["export", str(trained_model), "--out", str(folder)]) == 2
     assert f"{folder}: is a folder; an ONNX model is a file" in capsys.readouterr().err
 
+    # A file that is not an ONNX model this command wrote (an ONNX without its metadata too).
+    for name, content in (("notes.onnx", b"mine"), ("other.onnx", _onnx_without_metadata())):
+        (tmp_path / name).write_bytes(content)
+        assert main(["export", str(trained_model), "--out", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / name}: exists and is not an ONNX model written by 'handwritten export'" in err, err
+        assert (tmp_path / name).read_bytes() == content
+
     assert (thesis / "thesis.tex").read_text() == "three years of work" and (folder / "data.csv").read_text() == "mine"
     assert sorted(p.name for p in thesis.iterdir()) == ["handwritten.json", "notes.txt", "saved_model.pb", "thesis.tex"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis", "x.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.onnx", "other.onnx", "thesis", "x.onnx"]
 
 
-def test_an_onnx_export_replaces_an_earlier_file_in_one_step(trained_model, tmp_path):
+def _onnx_without_metadata() -> bytes:
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    return helper.make_model(graph).SerializeToString()
+
+
+def test_an_onnx_export_replaces_an_earlier_file_in_one_step(trained_model, onnx_model, tmp_path):
     import onnx
 
     from handwritten.export import export
 
     out = tmp_path / "m.onnx"
-    out.write_bytes(b"an earlier export")
+    shutil.copy(onnx_model, out)  # an earlier export
     export(trained_model, "onnx", out)
     assert onnx.load(str(out)).producer_name == "handwritten"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]

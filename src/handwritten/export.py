@@ -110,6 +110,14 @@ def _check_out(out: Path, fmt: str) -> None:
         raise HandwrittenError(f"{out}: is a symbolic link; give the path of a new file or folder")
     if fmt == "onnx" and out.is_dir():
         raise HandwrittenError(f"{out}: is a folder; an ONNX model is a file, so give a new file name")
+    if fmt == "onnx" and out.exists():
+        from handwritten.predict import read_onnx_meta
+
+        try:
+            read_onnx_meta(out)
+        except HandwrittenError:
+            raise HandwrittenError(f"{out}: exists and is not an ONNX model written by 'handwritten export'; "
+                                   "nothing was changed; give a new file name") from None
     if fmt == "savedmodel" and out.is_dir():
         entries = {p.name for p in out.iterdir()}
         ours = not entries or ({"saved_model.pb", "handwritten.json"} <= entries <= SAVEDMODEL_ENTRIES)
@@ -140,7 +148,7 @@ def export(model_path, fmt: str, out) -> dict:
 
     The file is written beside ``out`` under a temporary name and moved into place only after
     the exported model's probabilities agree with Keras within ``TOLERANCE``. An existing
-    ``out`` is replaced only if it is a file (ONNX) or a SavedModel folder this command wrote.
+    ``out`` is replaced only if it is an ONNX file or a SavedModel folder this command wrote.
 
     Returns:
         ``{"model", "format", "out", "max_difference"}``.
