@@ -112,3 +112,26 @@ def test_refuses_data_with_other_classes(capsys, trained_model, tmp_path):
 def test_missing_model_is_a_clear_error(capsys, sample_dir, tmp_path):
     code, _, err = run_cli(capsys, "evaluate", tmp_path / "nope.keras", "--data", sample_dir)
     assert code == 2 and "nope.keras" in err and "not found" in err
+
+
+def test_a_report_folder_holding_other_files_of_its_names_is_refused(capsys, trained_model, sample_dir, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "report.html").write_text("my own page")
+    (folder / "notes.txt").write_text("mine")
+    code, _, err = run_cli(capsys, "evaluate", trained_model, "--data", sample_dir, "--report", folder)
+    assert code == 2 and f"{folder}: holds report.html, not written by an earlier report" in err, err
+    assert (folder / "report.html").read_text() == "my own page"
+    (folder / "report.html").unlink()
+    (folder / "confusion.png").write_bytes(b"my own plot")
+    code, _, err = run_cli(capsys, "evaluate", trained_model, "--data", sample_dir, "--report", folder)
+    assert code == 2 and "holds confusion.png" in err, err
+    assert sorted(p.name for p in folder.iterdir()) == ["confusion.png", "notes.txt"]
+    assert (folder / "confusion.png").read_bytes() == b"my own plot"
+
+    # An earlier report in the folder is replaced, beside the other files.
+    (folder / "confusion.png").unlink()
+    for _ in range(2):
+        code, _, err = run_cli(capsys, "evaluate", trained_model, "--data", sample_dir, "--report", folder)
+        assert code == 0, err
+    assert (folder / "notes.txt").read_text() == "mine" and (folder / "report.html").stat().st_size > 10_000

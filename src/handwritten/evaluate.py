@@ -156,8 +156,12 @@ def _print(summary: dict) -> None:
 
 def run_evaluate(args) -> int:
     check_number("--batch-size", args.batch_size, 1, MAX_BATCH, integer=True)
-    if args.report and os.path.lexists(args.report) and (problem := folder_problem(args.report, "report folder")):
-        raise HandwrittenError(f"{args.report}: {problem}")  # before the evaluation, not after it
+    if args.report and os.path.lexists(args.report):  # before the evaluation, not after it
+        if problem := folder_problem(args.report, "report folder"):
+            raise HandwrittenError(f"{args.report}: {problem}")
+        from handwritten.report import check_folder
+
+        check_folder(args.report)
     summary, extra = evaluate(args.model, args.data, args.split, batch_size=args.batch_size)
     if args.report:
         from handwritten.report import write_report

@@ -191,8 +191,34 @@ def _facts(summary: dict, temperature: float) -> list[tuple[str, object]]:
     return facts
 
 
+PLOTS = ("curves", "confusion", "per_class", "misclassified", "reliability", "coverage")
+GENERATOR = '<meta name="generator" content="handwritten evaluate">'  # marks a page this module wrote
+
+
+def check_folder(folder) -> None:
+    """An error if writing a report into ``folder`` would replace files it did not write: the
+    page or a plot of the same name, beside a ``report.html`` that is not an earlier report's."""
+    folder = Path(folder)
+    names = ["report.html", *(f"{name}.png" for name in PLOTS)]
+    there = [name for name in names if (folder / name).exists() or (folder / name).is_symlink()]
+    if not there:
+        return
+    page = folder / "report.html"
+    try:
+        ours = page.is_file() and not page.is_symlink() and GENERATOR in page.read_text(encoding="utf-8",
+                                                                                          errors="replace")[:2000]
+    except OSError:
+        ours = False
+    if not ours:
+        raise HandwrittenError(f"{folder}: holds {', '.join(there)}, not written by an earlier report; nothing was "
+                               "changed; give a new or empty folder to --report")
+
+
 def write_report(folder, summary: dict, extra: dict) -> Path:
-    """Write the six PNG plots and ``report.html`` (plots embedded) into ``folder``; returns the page's path."""
+    """Write the six PNG plots and ``report.html`` (plots embedded) into ``folder``; returns the page's path.
+
+    A folder holding files of those names that an earlier report did not write is refused (``check_folder``).
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed; must come before pyplot is imported
@@ -201,9 +227,9 @@ def write_report(folder, summary: dict, extra: dict) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HandwrittenError(f"{folder}: cannot create the report folder ({exc.strerror})") from None
+    check_folder(folder)
     mapping = extra["mapping"]
-    names = ("curves", "confusion", "per_class", "misclassified", "reliability", "coverage")
-    plots = {name: folder / f"{name}.png" for name in names}
+    plots = {name: folder / f"{name}.png" for name in PLOTS}
     plot_curves(extra["meta"], plots["curves"])
     plot_confusion(np.asarray(summary["confusion_matrix"]), mapping, plots["confusion"])
     plot_per_class(summary["per_class"], plots["per_class"])
@@ -234,7 +260,7 @@ def write_report(folder, summary: dict, extra: dict) -> Path:
         for title, key, text in sections
     )
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Evaluation of {html.escape(summary['model_name'])}</title>
+<html lang="en"><head><meta charset="utf-8">{GENERATOR}<title>Evaluation of {html.escape(summary['model_name'])}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;margin:0.5em 0 1.5em}}th,td{{padding:3px 12px;border-bottom:1px solid #ddd;text-align:left}}
 img{{max-width:100%;border:1px solid #eee}}.note{{background:#fff3cd;padding:0.5em 1em}}
