@@ -163,6 +163,18 @@ BAD_META = {  # the stored text, and what the message must say after "<file>: "
                      "metadata field 'framing': 'size' must be 28"),
     "split": (json.dumps({**META, "split": ["digits"]}), "metadata field 'split' must be a string"),
     "history": (json.dumps({**META, "history": [1, 2]}), "metadata field 'history' must be an object or a list"),
+    # A temperature divides the model's logits: text, NaN, 0 or below would give tracebacks, NaN
+    # probabilities or the classes' order reversed.
+    "temperature-text": (json.dumps({**META, "temperature": "abc"}),
+                         "metadata field 'temperature' must be a positive finite number, got \"abc\""),
+    "temperature-nan": (json.dumps({**META, "temperature": float("nan")}),
+                        "metadata field 'temperature' must be a positive finite number, got NaN"),
+    "temperature-negative": (json.dumps({**META, "temperature": -1.0}),
+                             "metadata field 'temperature' must be a positive finite number, got -1.0"),
+    "min-confidence": (json.dumps({**META, "min_confidence": "x"}),
+                       "metadata field 'min_confidence' must be a probability between 0 and 1"),
+    "min-confidence-2": (json.dumps({**META, "min_confidence": 2}),
+                         "metadata field 'min_confidence' must be a probability between 0 and 1, got 2"),
 }
 
 
@@ -200,7 +212,7 @@ def test_bad_metadata_is_refused_naming_the_field(odd_models, tmp_path, case, su
         read_meta(path)
 
 
-@pytest.mark.parametrize("case", ["not-json", "list", "no-mapping", "framing-kind", "split"])
+@pytest.mark.parametrize("case", ["not-json", "list", "no-mapping", "framing-kind", "split", "temperature-nan"])
 def test_bad_metadata_in_every_command(odd_models, tmp_path, case, ink_png, sample_dir, capsys):
     path = _with_meta(odd_models["good.keras"], tmp_path / "bad.keras", BAD_META[case][0])
     for argv in (["predict", str(path), str(ink_png)], ["evaluate", str(path), "--data", str(sample_dir)],
@@ -211,7 +223,7 @@ def test_bad_metadata_in_every_command(odd_models, tmp_path, case, ink_png, samp
         assert err.count("\n") == 1 and re.search(BAD_META[case][1], err), err
 
 
-@pytest.mark.parametrize("case", ["not-json", "list", "no-mapping", "twice", "framing-box"])
+@pytest.mark.parametrize("case", ["not-json", "list", "no-mapping", "twice", "framing-box", "temperature-text"])
 def test_bad_onnx_metadata_is_refused_naming_the_field(tmp_path, case):
     from handwritten.errors import HandwrittenError
     from handwritten.predict import Recognizer

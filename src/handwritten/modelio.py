@@ -14,6 +14,7 @@ byclass model that expects EMNIST's transposed images.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -151,6 +152,11 @@ def _meta_problem(meta: dict) -> str | None:
     for key in ("model_name", "split"):
         if meta.get(key) is not None and not isinstance(meta[key], str):
             return f"{key!r} must be a string, got {json.dumps(meta[key])[:60]}"
+    for key, ok, want in (("temperature", lambda v: math.isfinite(v) and v > 0, "a positive finite number"),
+                          ("min_confidence", lambda v: 0.0 <= v <= 1.0, "a probability between 0 and 1")):
+        value = meta.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value)):
+            return f"{key!r} must be {want}, got {json.dumps(value)[:60]}"
     history = meta.get("history")
     if history is not None and not isinstance(history, dict) and not (
             isinstance(history, list) and all(isinstance(h, dict) for h in history)):
