@@ -401,3 +401,39 @@ def test_documents_are_refused_before_pillow_parses_them(tmp_path, monkeypatch, 
         with pytest.raises(HandwrittenError) as err:
             images.preprocess(source, name="drawing.eps")
         assert str(err.value).startswith(f"drawing.eps: {kind}, not an image; documents are not read")
+
+
+def _float_tiff(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr.astype(np.float32), mode="F").save(buf, "TIFF")
+    return buf.getvalue()
+
+
+def test_pixels_that_are_not_numbers_are_refused_and_any_float_range_is_read():
+    page = np.full((64, 64), 255.0, np.float32)
+    page[8:56, 28:36] = 0.0  # a bar
+    box = images.find_line(page, "bar.tif")[2][0]["box"]
+    for bad, how in ((np.nan, "1 pixel is NaN or infinite"), (np.inf, "384 pixels are NaN or infinite")):
+        broken = page.copy()
+        if np.isnan(bad):
+            broken[0, 0] = bad
+        else:
+            broken[8:56, 28:36] = bad
+        for source in (broken, _float_tiff(broken)):
+            with pytest.raises(HandwrittenError, match=f"^bar.tif: {how}"):
+                images.load_grey(source, "bar.tif")
+    # Floats far beyond 0-255 (or below 0) are stretched from lowest to highest: the same picture.
+    for scaled in (page * 1e30, page - 1000.0, page / 255.0):
+        for source in (scaled, _float_tiff(scaled)):
+            grey, _ = images.load_grey(source, "bar.tif")
+            assert grey.min() == 0.0 and grey.max() == pytest.approx(1.0)
+            assert images.find_line(source, "bar.tif")[2][0]["box"] == box
+
+
+def test_boxes_of_a_very_wide_line_are_in_the_input_pixels_on_both_axes():
+    wide = np.full((200, 40_000), 255, np.uint8)  # reduced to about WORK_PIXELS, each side rounded on its own
+    wide[9:193, 29_995:30_140] = 0
+    grey, (fx, fy) = images.load_grey(wide, "wide.png")
+    assert fx != fy and grey.shape[1] * fx == pytest.approx(40_000) and grey.shape[0] * fy == pytest.approx(200)
+    box = images.find_line(wide, "wide.png")[2][0]["box"]
+    assert np.abs(np.array(box) - [29_995, 9, 30_140, 193]).max() <= 2, box

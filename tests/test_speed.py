@@ -266,7 +266,7 @@ def test_without_wuffs_a_plain_png_is_decoded_by_opencv_to_the_same_grey(monkeyp
             assert opening.plain_png_grey(data, 10**6) is None
             without = opening.load_grey(data, least_side=20)
             assert opening.png_grey(data, Image.open(io.BytesIO(data))) is not None, mode
-        assert np.array_equal(with_wuffs[0], without[0]) and with_wuffs[1] == without[1] == 2.0, mode  # halved
+        assert np.array_equal(with_wuffs[0], without[0]) and with_wuffs[1] == without[1] == (2.0, 2.0), mode  # halved
     # pywuffs not installed: the import fails once, is remembered, and OpenCV decodes.
     import sys
     import threading

@@ -197,5 +197,7 @@ def find_line(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
     ink, mask, labels, comps = rules.remove(ink, mask, labels, comps)
     groups, characters = marks.line_characters(labels, comps, label)
     for c in characters:
-        c["box"] = [int(round(v * factor)) for v in c["box"]]  # in the input's pixels
+        x0, y0, x1, y1 = c["box"]  # in the input's pixels
+        c["box"] = [int(round(x0 * factor[0])), int(round(y0 * factor[1])), int(round(x1 * factor[0])),
+                    int(round(y1 * factor[1]))]
     return ink, groups, characters

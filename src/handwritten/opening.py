@@ -30,10 +30,11 @@ def _describe(source, name: str | None) -> str:
 
 
 def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS,
-              least_side: int | None = None) -> tuple[np.ndarray, float]:
+              least_side: int | None = None) -> tuple[np.ndarray, tuple[float, float]]:
     """Open an image as float32 grey ``(H, W)`` in [0, 1], reduced to about ``WORK_PIXELS``.
 
-    Returns ``(grey, factor)``: ``factor`` is the input's size over the returned one (1 or more).
+    Returns ``(grey, factor)``: ``factor`` is ``(x, y)``, the input's width and height over the
+    returned ones (1 or more each: reducing rounds each side on its own).
     With ``least_side``, an image whose short side is at least twice that is halved as well
     (area averaging), before it is turned to floats.
 
@@ -43,7 +44,8 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS,
 
     Raises:
         HandwrittenError: naming the image: missing file, not an image, truncated, 0x0, more
-            than ``max_pixels`` pixels (checked from the header, before decoding).
+            than ``max_pixels`` pixels (checked from the header, before decoding), pixels that are
+            NaN or infinite (a float TIFF or array).
     """
     import io
 
@@ -92,7 +94,8 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS,
             opened.close()
 
 
-def _grey_from_array(source: np.ndarray, label: str, max_pixels: int, least_side: int | None) -> tuple[np.ndarray, float]:
+def _grey_from_array(source: np.ndarray, label: str, max_pixels: int,
+                     least_side: int | None) -> tuple[np.ndarray, tuple[float, float]]:
     """An image given as a numpy array (grey, RGB or RGBA; integer or float in [0, 1]) as ``load_grey`` returns it."""
     from handwritten.errors import HandwrittenError
 
@@ -104,10 +107,9 @@ def _grey_from_array(source: np.ndarray, label: str, max_pixels: int, least_side
         raise HandwrittenError(f"{label}: {source.shape[1]}x{source.shape[0]} pixels is more than the limit of {max_pixels:,}")
     if source.dtype == np.uint8:
         return _reduce(_grey_uint8(source), least_side=least_side)
-    arr = source.astype(np.float32)
-    top = float(arr.max(initial=0))
-    if source.dtype.kind in "ui" or top > 1.0:  # integer pixels: 8 or 16 bit
-        arr = arr / (65535.0 if top > 255 else 255.0)
+    if source.dtype.kind not in "uif":
+        raise HandwrittenError(f"{label}: an image array must hold numbers, got dtype {source.dtype}")
+    arr = _levels_to_unit(source.astype(np.float32), label, integer=source.dtype.kind in "ui")
     if arr.ndim == 3:
         rgb = arr[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
         arr = _composite(rgb, arr[..., 3]) if arr.shape[2] == 4 else rgb
@@ -144,7 +146,7 @@ def _open(source, label: str):
 
 
 def _decode(im, opened_here: bool, label: str, max_pixels: int, data: bytes | None = None,
-            least_side: int | None = None) -> tuple[np.ndarray, float]:
+            least_side: int | None = None) -> tuple[np.ndarray, tuple[float, float]]:
     """Check an opened image's size against ``max_pixels``, then decode it to grey, reduced.
 
     ``data`` is the file's bytes when they are at hand: a plain PNG is then decoded from them
@@ -165,13 +167,16 @@ def _decode(im, opened_here: bool, label: str, max_pixels: int, data: bytes | No
     if grey is not None:
         return _reduce(grey, least_side=least_side)
     im.seek(0)  # the first frame of an animation
-    pixels = width * height
+    size = (width, height)
     if opened_here:
         _draft(im)
     elif "full_size" in im.info:  # decoded reduced by uploads.open_image
-        pixels = im.info["full_size"][0] * im.info["full_size"][1]
+        size = tuple(im.info["full_size"])
+    stored = im.size
     im = ImageOps.exif_transpose(im)  # phone photos are stored sideways with an EXIF rotation
-    return _reduce(_to_grey(im), pixels, least_side)
+    if im.size != stored:  # turned a quarter: the size as given is turned too
+        size = size[::-1]
+    return _reduce(_to_grey(im, label), size, least_side)
 
 
 def check_not_document(head: bytes, label: str) -> None:
@@ -220,12 +225,32 @@ def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return background + (grey - background) * alpha
 
 
-def _to_grey(im) -> np.ndarray:
+def _levels_to_unit(arr: np.ndarray, label: str, *, integer: bool) -> np.ndarray:
+    """Pixels of 8 or 16 bits, or floats in [0, 1], as float32 in [0, 1]; floats beyond those
+    ranges are stretched from their lowest to their highest.
+
+    NaN or infinite pixels are refused, naming the image (``label``): no level stands for them.
+    """
+    from handwritten.errors import HandwrittenError
+
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = int(arr.size - np.count_nonzero(finite))
+        raise HandwrittenError(f"{label}: {bad:,} {'pixel is' if bad == 1 else 'pixels are'} NaN or infinite; "
+                               "an image's pixels are numbers")
+    low, top = float(arr.min()), float(arr.max())  # not empty: the size was checked
+    if low >= 0 and (integer or top > 1.0) and top <= 65535:  # 8 or 16 bit levels
+        return arr / np.float32(65535.0 if top > 255 else 255.0)
+    if low >= 0 and top <= 1.0:
+        return arr
+    return (arr - np.float32(low)) / np.float32(max(top - low, 1e-30))
+
+
+def _to_grey(im, label: str = "image") -> np.ndarray:
     """A PIL image of any mode as grey: uint8, or float32 in [0, 1] when it needs more levels or alpha."""
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         arr = np.asarray(im.convert("F"), dtype=np.float32)
-        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        return arr / top if im.mode != "F" or arr.max(initial=0) > 1 else arr
+        return _levels_to_unit(arr, label, integer=im.mode != "F")
     has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     if has_alpha:
         return _grey_uint8(np.asarray(im if im.mode == "RGBA" else im.convert("RGBA")))
@@ -344,17 +369,18 @@ def _draft(im) -> None:
         im.draft("L", (max(1, w // k), max(1, h // k)))
 
 
-def _reduce(g: np.ndarray, pixels: int | None = None, least_side: int | None = None) -> tuple[np.ndarray, float]:
+def _reduce(g: np.ndarray, size: tuple[int, int] | None = None,
+            least_side: int | None = None) -> tuple[np.ndarray, tuple[float, float]]:
     """Shrink to about ``WORK_PIXELS`` with area averaging (the 28x28 result needs no more); float32 in [0, 1].
 
-    ``pixels`` is how many the image had as given (before a reduced JPEG decode); the factor
-    returned is the input's size over the returned one (1 or more). With ``least_side``, an
-    image whose short side is at least twice that is halved too.
+    ``size`` is the image's (width, height) as given (before a reduced JPEG decode); the factor
+    returned is ``(x, y)``, that width and height over the returned ones (1 or more each). With
+    ``least_side``, an image whose short side is at least twice that is halved too.
     """
     cv2 = framing.opencv()
 
     h, w = g.shape
-    pixels = pixels or w * h
+    size = size or (w, h)
     if w * h > WORK_PIXELS:
         k = (WORK_PIXELS / (w * h)) ** 0.5
         g = cv2.resize(g, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
@@ -363,4 +389,4 @@ def _reduce(g: np.ndarray, pixels: int | None = None, least_side: int | None = N
         g = cv2.resize(g, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
     # Turned to floats last, when smallest: a large temporary costs more in fresh memory than in arithmetic.
     out = np.multiply(g, np.float32(1 / 255.0), dtype=np.float32) if g.dtype == np.uint8 else np.asarray(g, dtype=np.float32)
-    return out, max(1.0, (pixels / out.size) ** 0.5)
+    return out, (max(1.0, size[0] / out.shape[1]), max(1.0, size[1] / out.shape[0]))
