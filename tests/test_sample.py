@@ -134,6 +134,15 @@ def test_write_sample_refuses_zero_images(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_folder_that_cannot_be_created_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "a.png").write_bytes(b"mine")
+    for folder in (tmp_path / "a.png" / "x", Path("/proc/no-such-folder")):
+        assert main(["sample", "--dir", str(folder), "--train-per-class", "1", "--test-per-class", "1"]) == 2
+        err = capsys.readouterr().err
+        assert f"{folder}: cannot create the folder (" in err and "Traceback" not in err, err
+    assert (tmp_path / "a.png").read_bytes() == b"mine"
+
+
 def test_cli_writes_to_emnist_in_the_working_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["sample", "--train-per-class", "2", "--test-per-class", "1", "--seed", "4"]) == 0

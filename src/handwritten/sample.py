@@ -298,7 +298,10 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = TRAIN_PER_
     if any(folder.glob("emnist-byclass-*")) and not (folder / SYNTHETIC_MARKER).exists():
         raise DataError(f"{folder}: holds EMNIST byclass files that are not a synthetic sample; "
                         "choose another --dir rather than overwrite them")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under a file, on a read-only or virtual file system ...
+        raise DataError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
     # The marker goes first: an interrupted run must never leave files that pass for real EMNIST.
     (folder / SYNTHETIC_MARKER).write_text(
         "SYNTHETIC SAMPLE - NOT EMNIST.\n"
