@@ -122,3 +122,14 @@ def test_a_page_of_many_rules_is_bounded():
     # At most MAX_RULES rules go; the mark stays.
     assert kept[545:595, 305:335].all()
     assert 0 < removed.sum() <= rules.MAX_RULES * 900 * 4
+
+
+def test_a_strip_too_long_to_be_a_page_is_left_as_it_is():
+    # The Hough accumulator grows with width plus height; a strip of 30,000 px would cost hundreds
+    # of MB for nothing a page holds. Below the bound, the same rule goes.
+    for width, left_alone in ((rules.MAX_SIDES + 1000, True), (4000, False)):
+        page = np.full((40, width), 235, np.uint8)
+        page[8:30, 100:112] = 30  # a bar
+        page[34:36, :] = 60  # a rule under it
+        mask, (_, kept, _, _) = found(page)
+        assert (kept is mask) == left_alone, width

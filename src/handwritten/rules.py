@@ -25,6 +25,9 @@ MAX_SLOPE = 8.0  # degrees: a photo of a page is seldom turned more
 LONGER = 0.75  # a rule is at least this many times as long as the tallest mark left is high
 MAX_RULES = 12  # lined paper shows a few in a picture of a line or a character; more is not a page
 TRIES = 40  # lines looked at closer, the most ink first (a thick rule is several Hough lines)
+# The Hough accumulator holds a cell per 2 px of width plus height per angle: a picture whose
+# sides add up to more (a 1 px high strip of millions) is not a page, and is left as it is.
+MAX_SIDES = 20_000
 FAINT = 0.35  # of the ink's full strength: a faint rule still shows at this level
 END = 3  # px, or twice its thickness if more: a rule's last columns at each end are of its thickness
 SLACK = 2  # px: a column's run this much longer than the rule's thickness is the rule alone still
@@ -79,6 +82,8 @@ def _rule(mask: np.ndarray, line: tuple[float, float]) -> tuple[np.ndarray, int]
     for refine in (True, False):
         middle = line[0] + line[1] * np.arange(w)
         across = int(((middle >= -1) & (middle <= h)).sum())  # columns where the line is in the picture
+        if across < w / 2 or _runs_at(mask, line, 2)[2].sum() < ALONE * across:  # cheap: most lines stop here
+            return None
         top, end, hit = _runs_at(mask, line, reach)
         length = end - top
         if across < w / 2 or hit.sum() < ALONE * across:
@@ -134,8 +139,8 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
     when writing is left between them, clear of the picture's edges and at most 1/``LONGER`` of
     their length high: the bar of a Z or a T in a picture cropped to it, or a lone dash, stays.
     """
-    width = mask.shape[1]
-    if width < 16:
+    height, width = mask.shape
+    if width < 16 or height < 8 or width + height > MAX_SIDES:
         return ink, mask, labels, comps
     # A thin rule is fainter than the strokes after the blur that decides what is ink, and the
     # mask holds only dashes of it: it is looked for among the fainter ink as well.
