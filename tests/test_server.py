@@ -389,6 +389,17 @@ def test_only_the_servers_own_host_names_are_answered(recognizer, host, status):
         assert c.get("/healthz", headers={"host": "evil.example"}).status_code == 200
 
 
+def test_headers_over_the_limit_are_answered_431(client):
+    from handwritten.server import MAX_HEADER_BYTES
+
+    assert client.get("/healthz", headers={"x-note": "a" * (MAX_HEADER_BYTES - 500)}).status_code == 200
+    for big in ({"x-note": "a" * (MAX_HEADER_BYTES + 1)}, {f"x-{i}": "a" * 1000 for i in range(20)}):
+        r = client.get("/healthz", headers=big)
+        assert_error(r, 431, "the request's headers hold", f"more than the limit of {MAX_HEADER_BYTES:,}")
+    assert_error(client.post("/api/predict", content=encode(draw("A")), headers={"x-note": "a" * 100_000}), 431,
+                 "headers hold")
+
+
 def test_served_hosts_follow_the_address_and_allow_host():
     from handwritten.errors import HandwrittenError
     from handwritten.guards import served_hosts

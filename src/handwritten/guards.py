@@ -37,6 +37,30 @@ def host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+class HeaderLimit:
+    """Answers 431 to a request whose request line and headers hold more than ``limit`` bytes.
+
+    The HTTP parser's own limit applies only to headers that arrive in several reads; a large
+    block sent at once reaches the application whole.
+    """
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") + sum(
+                len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > self.limit:
+                from starlette.responses import JSONResponse
+
+                message = f"the request's headers hold {size:,} bytes, more than the limit of {self.limit:,}"
+                await JSONResponse({"error": message}, status_code=431)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class HostCheck:
     """Answers 400 to a request for a host name the server does not serve.
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from handwritten import __version__
 from handwritten.api_schemas import image_body_doc, schemas
 from handwritten.errors import HandwrittenError
-from handwritten.guards import LOOPBACK_HOSTS, HostCheck
+from handwritten.guards import LOOPBACK_HOSTS, HeaderLimit, HostCheck
 from handwritten.uploads import (  # noqa: F401 (frame_upload, open_image: for callers)
     READ_TIMEOUT_S, RequestError, examine_upload, frame_upload, open_image, read_line_upload, read_upload,
 )
@@ -42,7 +42,7 @@ MODEL_TIMEOUT_S = 60.0  # a request waits at most this long for the model before
 # A line of the most marks allowed takes a few seconds on one core; a normal one well under 1 s.
 PREPARE_TIMEOUT_S = 20.0
 KEEP_ALIVE_S = 5  # an idle connection between requests is closed after this
-MAX_HEADER_BYTES = 16_384  # request line and headers; more is answered 400
+MAX_HEADER_BYTES = 16_384  # request line and headers; more is answered 431 (guards.HeaderLimit)
 SHUTDOWN_GRACE_S = 3  # on SIGTERM or Ctrl-C, requests still running after this are cancelled
 # The page loads only its own files; this also keeps it working offline.
 PAGE_HEADERS = {
@@ -294,6 +294,7 @@ def create_app(
     )
     app.state.runtime = runtime_note
     app.add_middleware(HostCheck, hosts=list(allowed_hosts))
+    app.add_middleware(HeaderLimit, limit=MAX_HEADER_BYTES)  # added last, so it runs first
     add_error_handlers(app)
     add_image_routes(app, served)
     add_info_routes(app, dict(recognizer.info()))
