@@ -195,6 +195,17 @@ def test_data_file_that_is_not_a_file(tmp_path, kind, part):
         emnist.load(folder)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_image_path_that_is_not_a_file(tmp_path, kind):
+    from handwritten.errors import HandwrittenError
+    from handwritten.images import preprocess
+
+    make, message = KINDS[kind]
+    path = make(tmp_path / "char.png")
+    with pytest.raises(HandwrittenError, match=rf"{path}: {message}"):
+        preprocess(str(path))  # a FIFO is refused before it is opened: opening one waits for a writer
+
+
 @pytest.mark.parametrize("kind", ["fifo", "loop"])
 def test_mapping_file_that_is_not_a_file(tmp_path, kind):
     from test_emnist import make

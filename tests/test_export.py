@@ -71,6 +71,19 @@ def test_predict_and_evaluate_accept_onnx(onnx_model, trained_model, sample_dir,
     assert abs(from_onnx["accuracy"] - from_keras["accuracy"]) <= 1 / from_keras["images"]
 
 
+def test_an_onnx_file_named_in_capitals_is_read(onnx_model, tmp_path, capsys):
+    shouted = tmp_path / "MODEL.ONNX"
+    shutil.copy(onnx_model, shouted)
+    page = np.full((60, 60), 255, np.uint8)
+    page[10:50, 27:33] = 0
+    from PIL import Image
+
+    Image.fromarray(page).save(tmp_path / "bar.png")
+    assert main(["predict", str(shouted), str(tmp_path / "bar.png"), "--json"]) == 0
+    read = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert "error" not in read and read["top"], read
+
+
 @pytest.mark.slow
 def test_savedmodel_runs_without_this_package(trained_model, sample_dir, tmp_path, capsys):
     import tensorflow as tf

@@ -101,7 +101,7 @@ def finetune_command(model_path: Path, folder: Path) -> str:
     """The command that continues training the served model on the collected samples."""
     import shlex
 
-    if model_path.suffix == ".onnx":
+    if model_path.suffix.lower() == ".onnx":
         return (f"handwritten finetune --model MODEL.keras --data {shlex.quote(str(folder))} --out MODEL-mine.keras "
                 f"(with the .keras or .h5 model {model_path.name} was exported from)")
     out = model_path.with_name(f"{model_path.stem}-mine{model_path.suffix}")

@@ -157,7 +157,7 @@ def export(model_path, fmt: str, out) -> dict:
 
     if fmt not in FORMATS:
         raise HandwrittenError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    if Path(model_path).suffix == ".onnx":
+    if Path(model_path).suffix.lower() == ".onnx":
         raise HandwrittenError(f"{model_path}: already ONNX; export reads a .keras or .h5 model")
     out = Path(out)
     if fmt == "onnx" and out.suffix != ".onnx":

@@ -132,10 +132,11 @@ def _open(source, label: str):
     if isinstance(source, Image.Image):
         return source, None
     if isinstance(source, (str, os.PathLike)):
-        if not os.path.exists(source):
-            raise HandwrittenError(f"{label}: file not found")
-        if os.path.isdir(source):
-            raise HandwrittenError(f"{label}: is a folder, not an image file")
+        from handwritten.paths import file_problem
+
+        # A FIFO or a device is refused before it is opened: opening a FIFO waits for a writer.
+        if problem := file_problem(source):
+            raise HandwrittenError(f"{label}: {problem}")
         if os.path.getsize(source) == 0:
             raise HandwrittenError(f"{label}: empty file (0 bytes)")
     with warnings.catch_warnings():

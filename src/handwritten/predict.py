@@ -85,7 +85,7 @@ class Recognizer:
         self.path = Path(model_path)
         self.max_pixels = max_pixels
         self._lock = threading.Lock()  # one inference at a time on a Keras model shared by server threads
-        if self.path.suffix == ".onnx":
+        if self.path.suffix.lower() == ".onnx":
             import onnxruntime
 
             self.meta = read_onnx_meta(self.path)

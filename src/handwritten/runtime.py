@@ -82,7 +82,7 @@ def fast_recognizer(model, max_pixels: int, min_confidence: float | None = None)
 
     recognizer = model if isinstance(model, Recognizer) else Recognizer(model, max_pixels=max_pixels,
                                                                           min_confidence=min_confidence)
-    if recognizer.path.suffix == ".onnx":
+    if recognizer.path.suffix.lower() == ".onnx":
         recognizer.use_onnx(session(recognizer.path))
         return recognizer, f"model {recognizer.path.name} runs in onnxruntime"
     if recognizer.runs_onnx:  # converted already, for another server
