@@ -55,14 +55,15 @@ def _runs_at(mask: np.ndarray, line: tuple[float, float], reach: int) -> tuple[n
     whether the line meets ink there at all (looked for up to 2 px off the line)."""
     h, w = mask.shape
     x = np.arange(w)
-    centre = np.clip(np.rint(line[0] + line[1] * x).astype(np.int64), 0, h - 1)
+    raw = np.rint(line[0] + line[1] * x).astype(np.int64)
+    centre = np.clip(raw, 0, h - 1)
     offsets = np.arange(-reach, reach + 1)
     rows = centre[:, None] + offsets[None, :]
     band = mask[np.clip(rows, 0, h - 1), x[:, None]] & (rows >= 0) & (rows < h)  # (w, 2 reach + 1)
     start = np.full(w, -1)
     for k in (0, -1, 1, -2, 2):  # from the ink pixel nearest the line
         start = np.where((start < 0) & band[:, reach + k], reach + k, start)
-    hit = start >= 0
+    hit = (start >= 0) & (raw >= 0) & (raw < h)  # where the line is inside the picture
     start = np.where(hit, start, reach)
     index = np.arange(2 * reach + 1)[None, :]
     # The run is bounded by the nearest gap above and below the starting pixel.
@@ -75,8 +76,8 @@ def _runs_at(mask: np.ndarray, line: tuple[float, float], reach: int) -> tuple[n
 def _rule(mask: np.ndarray, line: tuple[float, float]) -> tuple[np.ndarray, int] | None:
     """The pixels of the rule near ``line`` where it runs alone, and its length; None when ``line``
     is no rule: it does not span ``SPAN`` of the picture (of the part of the width where the line
-    is inside it, when it leaves through the top or the bottom edge), or runs alone in under
-    ``ALONE`` of that."""
+    is inside it, when it leaves through the top or the bottom edge), runs alone in under
+    ``ALONE`` of that, or is not cut square at its ends."""
     h, w = mask.shape
     reach = max(4, min(h // 6, 60))
     for refine in (True, False):
@@ -86,26 +87,14 @@ def _rule(mask: np.ndarray, line: tuple[float, float]) -> tuple[np.ndarray, int]
             return None
         top, end, hit = _runs_at(mask, line, reach)
         length = end - top
-        if across < w / 2 or hit.sum() < ALONE * across:
-            return None
         thickness = float(np.median(length[hit]))
         alone = hit & (length <= max(1.5 * thickness, thickness + SLACK))
         columns = np.flatnonzero(alone)
         if len(columns) < ALONE * across or columns[-1] - columns[0] < SPAN * across:
             return None
-        # A rule is cut off square by the picture's or the paper's edge, at its full thickness and
-        # alone; a pen's stroke ends rounded, or in the character's other strokes (a Z's bars in
-        # its diagonal), wherever the picture is cropped.
-        met = np.flatnonzero(hit)
-        reach_end = max(END, int(2 * thickness))
-        for end_columns in (met[:reach_end], met[-reach_end:]):
-            runs = length[end_columns]
-            # A sloped rule may leave through the top or the bottom edge, thinning as it goes.
-            middle = line[0] + line[1] * end_columns
-            leaving = (middle < thickness + 1) | (middle > h - thickness - 2)
-            if not ((leaving | (runs >= 0.7 * thickness)) & (runs <= 1.3 * thickness + 1)).all():
-                return None
-        if refine:  # the Hough line is a quarter degree coarse: fit the rule's own middle
+        if not _cut_square(line, length, hit, thickness, h):
+            return None
+        if refine:  # the Hough line is an eighth of a degree coarse: fit the rule's own middle
             b, a = np.polyfit(columns, (top[alone] + end[alone] - 1) / 2, 1)
             line = (a, b)
     # Only the rule's own rows go, around its middle: a stroke resting on it keeps its pixels.
@@ -116,6 +105,25 @@ def _rule(mask: np.ndarray, line: tuple[float, float]) -> tuple[np.ndarray, int]
     cleared = np.zeros_like(mask)
     cleared[:, alone] = (rows >= low[alone]) & (rows < high[alone])
     return cleared & mask, int(columns[-1] - columns[0] + 1)
+
+
+def _cut_square(line: tuple[float, float], length: np.ndarray, hit: np.ndarray, thickness: float, h: int) -> bool:
+    """Whether the run along ``line`` keeps its thickness to its last columns at both ends.
+
+    A rule is cut off square by the picture's or the paper's edge, at its full thickness and
+    alone; a pen's stroke ends rounded, or in the character's other strokes (a Z's bars in its
+    diagonal), wherever the picture is cropped. A sloped rule may leave through the top or the
+    bottom edge, thinning as it goes.
+    """
+    met = np.flatnonzero(hit)
+    last = max(END, int(2 * thickness))
+    for columns in (met[:last], met[-last:]):
+        runs = length[columns]
+        middle = line[0] + line[1] * columns
+        leaving = (middle < thickness + 1) | (middle > h - thickness - 2)
+        if not ((leaving | (runs >= 0.7 * thickness)) & (runs <= 1.3 * thickness + 1)).all():
+            return False
+    return True
 
 
 def _written_between(rest: np.ndarray, length: int) -> bool:
