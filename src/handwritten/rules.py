@@ -35,7 +35,8 @@ SLACK = 2  # px: a column's run this much longer than the rule's thickness is th
 
 def _lines(mask: np.ndarray) -> list[tuple[float, float]]:
     """Straight lines ``y = a + b x`` within ``MAX_SLOPE`` of horizontal with ``VOTES`` of the
-    width on them, the most ink first, at most ``TRIES``."""
+    width on them, the most ink first, at most ``TRIES``, less those with ink near them in under
+    ``ALONE`` of the columns where they cross the picture."""
     cv2 = framing.opencv()
 
     width = mask.shape[1]
@@ -45,9 +46,22 @@ def _lines(mask: np.ndarray) -> list[tuple[float, float]]:
                                           min_theta=np.pi / 2 - limit, max_theta=np.pi / 2 + limit)
     if found is None:
         return []
-    best = sorted(found[:, 0].tolist(), key=lambda line: -line[2])[:TRIES]
+    rho, theta, votes = found[:, 0].T.astype(np.float64)
+    order = np.argsort(-votes, kind="stable")[:TRIES]
     # x cos(theta) + y sin(theta) = rho
-    return [(rho / np.sin(theta), -np.cos(theta) / np.sin(theta)) for rho, theta, _ in best]
+    a, b = rho[order] / np.sin(theta[order]), -np.cos(theta[order]) / np.sin(theta[order])
+    # All at once, the ink within 2 px of each line in the columns where it is inside the picture:
+    # most candidates (the bars of characters) have far too little to be a rule.
+    h = mask.shape[0]
+    x = np.arange(width)
+    rows = np.rint(a[:, None] + b[:, None] * x).astype(np.int64)
+    inside = (rows >= 0) & (rows < h)
+    near = np.zeros(rows.shape, bool)
+    for k in (-2, -1, 0, 1, 2):
+        near |= mask[np.clip(rows + k, 0, h - 1), x]
+    across = inside.sum(axis=1)
+    enough = (across >= width / 2) & ((near & inside).sum(axis=1) >= ALONE * across)
+    return [(float(a[i]), float(b[i])) for i in np.flatnonzero(enough)]
 
 
 def _runs_at(mask: np.ndarray, line: tuple[float, float], reach: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -126,6 +140,20 @@ def _cut_square(line: tuple[float, float], length: np.ndarray, hit: np.ndarray, 
     return True
 
 
+def _reaches_a_side(seen: np.ndarray) -> bool:
+    """Whether ink comes within (1 - ``SPAN``) of the width of the left or the right edge.
+
+    A rule spans ``SPAN`` of the columns where it crosses the picture, and unless it enters and
+    leaves through the top and the bottom edges (a strip lower than its slope), one of its ends
+    is at a side: a drawing in the middle of a canvas holds none, and costs no Hough transform.
+    """
+    height, width = seen.shape
+    if height <= width * np.tan(np.deg2rad(MAX_SLOPE)):
+        return True
+    edge = int(np.ceil((1 - SPAN) * width)) + 1
+    return bool(seen[:, :edge].any() or seen[:, -edge:].any())
+
+
 def _written_between(rest: np.ndarray, length: int) -> bool:
     """Whether the marks left (specks, under a tenth of the largest, aside) are writing the rules
     ran under: none touches the picture's edge, and the tallest is at most 1/``LONGER`` of the
@@ -153,6 +181,8 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
     # A thin rule is fainter than the strokes after the blur that decides what is ink, and the
     # mask holds only dashes of it: it is looked for among the fainter ink as well.
     seen = mask | (ink > FAINT)
+    if not _reaches_a_side(seen):
+        return ink, mask, labels, comps
     cleared, length, rules = np.zeros_like(mask), width, 0
     # The straightest long marks first; a character's own bar may be among them (a T's, longer
     # than the rules), and is passed over.
