@@ -1,9 +1,10 @@
 """Ruled paper: whether real handwriting reads the same with the rules of lined paper drawn in.
 
-People write on lined paper. Each image of ``../shared/real-handwriting`` (or ``--images DIR``)
-is read as it is, then with rules drawn across it, in memory (nothing is written): a rule the
-writing rests on, a sloped one crossing its bottom (a photo turned a little), a thin light one
-under it, and a page of rules (one above, one under, one through its lower part). Each copy
+People write on lined and squared paper. Each image of ``../shared/real-handwriting`` (or
+``--images DIR``) is read as it is, then with rules drawn across it, in memory (nothing is
+written): a rule the writing rests on, a sloped one crossing its bottom (a photo turned a
+little), a thin light one under it, a page of rules (one above, one under, one through its lower
+part), a margin rule down its left side, and squared paper. Each copy
 counts when it is read exactly as the image without rules was, by the package as it is and by
 the same package with the taking out of rules switched off (``handwritten.rules.remove``), in
 the same run. The model is model_2 trained with its defaults on the default offline sample, or
@@ -26,7 +27,7 @@ import common
 NAME = "ruled_paper"
 RULE = (70, 90, 170)  # a blue rule, as printed on notebook paper
 FAINT = (165, 175, 215)
-STYLES = ("resting", "sloped", "faint", "page")
+STYLES = ("resting", "sloped", "faint", "page", "margin", "squared")
 
 
 def _extra(parser) -> None:
@@ -73,11 +74,23 @@ def ruled(path: Path, box: list[int], style: str):
         rules = [(bottom + rise / 2, bottom - rise / 2, width, RULE)]
     elif style == "faint":
         rules = [(bottom + width + 1, bottom + width + 1, max(1, width // 2), FAINT)]
-    else:
+    elif style == "page":
         rules = [(top - 0.15 * height, top - 0.15 * height, width, RULE), (bottom, bottom, width, RULE),
                  (bottom - 0.3 * height, bottom - 0.3 * height, width, RULE)]
+    else:
+        rules = []
     for y0, y1, pen, colour in rules:
         draw.line([(0, y0), (w, y1)], fill=colour, width=pen)
+    h = page.size[1]
+    if style == "margin":  # a margin rule between the picture's left edge and the writing
+        draw.line([(box[0] // 2, 0), (box[0] // 2, h)], fill=(200, 60, 60), width=width)
+    if style == "squared":  # squared paper: the writing spans about two squares
+        step = max(4.0, 0.6 * height)
+        pen = max(1, width // 2)
+        for y in np.arange(bottom % step, h, step):
+            draw.line([(0, y), (w, y)], fill=RULE, width=pen)
+        for x in np.arange(box[0] % step, w, step):
+            draw.line([(x, 0), (x, h)], fill=RULE, width=pen)
     return page
 
 

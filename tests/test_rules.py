@@ -133,3 +133,44 @@ def test_a_strip_too_long_to_be_a_page_is_left_as_it_is():
         page[34:36, :] = 60  # a rule under it
         mask, (_, kept, _, _) = found(page)
         assert (kept is mask) == left_alone, width
+
+
+def columns(page: np.ndarray, xs: list[float], width: int = 2, grey: int = 90) -> np.ndarray:
+    """``page`` with vertical rules from top to bottom at ``xs``: a margin, or squared paper's."""
+    im = Image.fromarray(page)
+    draw = ImageDraw.Draw(im)
+    for x in xs:
+        draw.line([(x, 0), (x + 3, page.shape[0])], fill=grey, width=width)
+    return np.asarray(im)
+
+
+def test_a_margin_rule_beside_a_line_is_no_character(line):
+    plain = boxes_of(line)
+    page = columns(ruled(line, [(bottoms(line), bottoms(line))]), [12])
+    got = boxes_of(page)
+    assert len(got) == len(plain) and np.abs(np.array(got) - np.array(plain)).max() <= 5, (got, plain)
+
+
+def test_one_character_on_squared_paper_is_framed_as_without_it():
+    glyph = (255 - draw_char("4", 200, pen=3) * 255).astype(np.uint8)
+    squared = columns(ruled(glyph, [(y, y) for y in range(15, 200, 40)], width=2), list(range(10, 200, 40)), width=2)
+    framing = images.framing_from_meta({})
+    alone, on_grid = images.preprocess(glyph, framing), images.preprocess(squared, framing)
+    assert np.abs(alone.astype(int) - on_grid.astype(int)).mean() < 8  # small notches where the rules crossed
+
+
+@pytest.mark.parametrize("shape", ["1", "H", "H on the edge"])
+def test_a_stem_spanning_a_picture_cropped_to_it_stays(shape):
+    page = np.full((150, 120), 235, np.uint8)
+    if shape == "1":
+        page[:, 54:66] = 20
+    elif shape == "H":
+        page[:, :12] = 20
+        page[:, -12:] = 20
+        page[70:82, :] = 20
+    else:  # a wide bar nearly edge to edge, square-ended stems, one reaching the bottom edge only
+        page[70:82, 1:119] = 20
+        page[8:146, 8:20] = 20
+        page[14:, 98:110] = 20
+    mask, (_, kept, _, _) = found(page)
+    assert kept is mask

@@ -23,13 +23,15 @@ ALONE = 0.5  # and runs alone (no stroke crossing it) in at least this share of 
 VOTES = 0.3  # ink on a line, as a share of the width, to look at it closer
 MAX_SLOPE = 8.0  # degrees: a photo of a page is seldom turned more
 LONGER = 0.75  # a rule is at least this many times as long as the tallest mark left is high
-MAX_RULES = 12  # lined paper shows a few in a picture of a line or a character; more is not a page
-TRIES = 40  # lines looked at closer, the most ink first (a thick rule is several Hough lines)
+MAX_RULES = 40  # each way: squared paper behind a line of writing shows a few dozen; more is not a page
+TRIES = 120  # distinct lines looked at closer, the most ink first
+NEAR = 6  # px: Hough lines this close (and within half a degree) are one
 # The Hough accumulator holds a cell per 2 px of width plus height per angle: a picture whose
 # sides add up to more (a 1 px high strip of millions) is not a page, and is left as it is.
 MAX_SIDES = 20_000
 FAINT = 0.35  # of the ink's full strength: a faint rule still shows at this level
 END = 3  # px, or twice its thickness if more: a rule's last columns at each end are of its thickness
+REACH = 0.03  # of the width: how near each edge of the picture a rule's ends come, at most
 SLACK = 2  # px: a column's run this much longer than the rule's thickness is the rule alone still
 
 
@@ -42,12 +44,12 @@ def _lines(mask: np.ndarray) -> list[tuple[float, float]]:
     width = mask.shape[1]
     limit = np.deg2rad(MAX_SLOPE)
     # 2 px by an eighth of a degree: a thin sloped rule stays within one cell across a wide picture.
-    found = cv2.HoughLinesWithAccumulator(mask.view(np.uint8), 2, np.pi / 1440, max(1, int(VOTES * width)),
+    found = cv2.HoughLinesWithAccumulator(np.ascontiguousarray(mask).view(np.uint8), 2, np.pi / 1440, max(1, int(VOTES * width)),
                                           min_theta=np.pi / 2 - limit, max_theta=np.pi / 2 + limit)
     if found is None:
         return []
     rho, theta, votes = found[:, 0].T.astype(np.float64)
-    order = np.argsort(-votes, kind="stable")[:TRIES]
+    order = _distinct(rho, theta, np.argsort(-votes, kind="stable"))
     # x cos(theta) + y sin(theta) = rho
     a, b = rho[order] / np.sin(theta[order]), -np.cos(theta[order]) / np.sin(theta[order])
     # All at once, the ink within 2 px of each line in the columns where it is inside the picture:
@@ -62,6 +64,22 @@ def _lines(mask: np.ndarray) -> list[tuple[float, float]]:
     across = inside.sum(axis=1)
     enough = (across >= width / 2) & ((near & inside).sum(axis=1) >= ALONE * across)
     return [(float(a[i]), float(b[i])) for i in np.flatnonzero(enough)]
+
+
+def _distinct(rho: np.ndarray, theta: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The first ``TRIES`` of ``order`` that are not near one before them (within ``NEAR`` px and
+    half a degree): a thick rule gives the transform a cluster of lines, and squared paper behind
+    a line of writing a few dozen rules, each of which must be looked at."""
+    kept_rho, kept_theta, kept = np.empty(TRIES), np.empty(TRIES), []
+    for i in order:
+        n = len(kept)
+        if n and ((np.abs(kept_rho[:n] - rho[i]) <= NEAR) & (np.abs(kept_theta[:n] - theta[i]) <= np.pi / 360)).any():
+            continue
+        kept_rho[n], kept_theta[n] = rho[i], theta[i]
+        kept.append(i)
+        if len(kept) == TRIES:
+            break
+    return np.asarray(kept, dtype=np.int64)
 
 
 def _runs_at(mask: np.ndarray, line: tuple[float, float], reach: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,6 +123,12 @@ def _rule(mask: np.ndarray, line: tuple[float, float]) -> tuple[np.ndarray, int]
         alone = hit & (length <= max(1.5 * thickness, thickness + SLACK))
         columns = np.flatnonzero(alone)
         if len(columns) < ALONE * across or columns[-1] - columns[0] < SPAN * across:
+            return None
+        # Printed, it runs off the picture at both ends; a stroke of a character cropped tightly
+        # reaches one edge at most (an H's stem, from its bar down to the bottom edge).
+        inside = np.flatnonzero((middle >= -1) & (middle <= h))
+        slack = max(3, int(REACH * w))
+        if columns[0] - inside[0] > slack or inside[-1] - columns[-1] > slack:
             return None
         if not _cut_square(line, length, hit, thickness, h):
             return None
@@ -154,51 +178,85 @@ def _reaches_a_side(seen: np.ndarray) -> bool:
     return bool(seen[:, :edge].any() or seen[:, -edge:].any())
 
 
-def _written_between(rest: np.ndarray, length: int) -> bool:
+def _written_between(rest: np.ndarray, lengths: dict[int, int]) -> bool:
     """Whether the marks left (specks, under a tenth of the largest, aside) are writing the rules
-    ran under: none touches the picture's edge, and the tallest is at most 1/``LONGER`` of the
-    rules' length. A character's bar spans the width only where the picture is cropped to the
-    character, and there its other strokes reach the edges too."""
+    ran under: none touches the picture's edge, and none is more than 1/``LONGER`` of the rules'
+    length across them (``lengths``: the shortest horizontal rule's under key 1, against the
+    marks' heights; the shortest vertical one's under key 0, against their widths). A
+    character's bar spans the picture only where it is cropped to the character, and there its
+    other strokes reach the edges too."""
     _, comps = marks.components(rest, min_size=3)
     if not comps:
         return False
     least = 0.1 * max(c["size"] for c in comps)
     kept = [c for c in comps if c["size"] >= least]
-    return (not any(c["border"] for c in kept)
-            and LONGER * max(c["box"][3] - c["box"][1] for c in kept) <= length)
+    return not any(c["border"] for c in kept) and all(
+        LONGER * max(c["box"][2 + axis] - c["box"][axis] for c in kept) <= length for axis, length in lengths.items())
+
+
+def _find(seen: np.ndarray) -> tuple[np.ndarray, int]:
+    """The pixels of the horizontal rules in ``seen`` (taken out of it, in place) and the shortest
+    one's length; no pixels when there is none."""
+    height, width = seen.shape
+    cleared, length, found = np.zeros_like(seen), width, 0
+    if width < 16 or height < 8 or not _reaches_a_side(seen):
+        return cleared, length
+    # The straightest long marks first; a character's own bar may be among them (a T's, longer
+    # than the rules), and is passed over.
+    for line in _lines(seen):
+        rule = _rule(seen, line)
+        if rule is None:
+            continue
+        seen &= ~rule[0]
+        cleared |= rule[0]
+        length = min(length, rule[1])
+        found += 1
+        if found == MAX_RULES:
+            break
+    return cleared, length
 
 
 def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[dict]):
     """``(ink, mask, labels, comps)`` without the ruled lines; the same objects when there are none.
 
-    ``labels`` and ``comps`` are :func:`marks.components` of ``mask``. Rules are taken out only
-    when writing is left between them, clear of the picture's edges and at most 1/``LONGER`` of
-    their length high: the bar of a Z or a T in a picture cropped to it, or a lone dash, stays.
+    Horizontal rules (lined paper) are looked for first, then vertical ones (a margin, squared
+    paper), in the picture turned a quarter. ``labels`` and ``comps`` are
+    :func:`marks.components` of ``mask``. Rules of either direction are taken out only when
+    writing is left between them, clear of the picture's edges and at most 1/``LONGER`` of
+    their length across them: the bar of a Z or a T, or the stem of a 1, in a picture cropped
+    to it, or a lone dash, stays.
     """
     height, width = mask.shape
-    if width < 16 or height < 8 or width + height > MAX_SIDES:
+    if width + height > MAX_SIDES:
         return ink, mask, labels, comps
     # A thin rule is fainter than the strokes after the blur that decides what is ink, and the
     # mask holds only dashes of it: it is looked for among the fainter ink as well.
     seen = mask | (ink > FAINT)
-    if not _reaches_a_side(seen):
-        return ink, mask, labels, comps
-    cleared, length, rules = np.zeros_like(mask), width, 0
-    # The straightest long marks first; a character's own bar may be among them (a T's, longer
-    # than the rules), and is passed over.
-    for line in _lines(seen):
-        found = _rule(seen, line)
-        if found is None:
-            continue
-        seen &= ~found[0]
-        cleared |= found[0]
-        length = min(length, found[1])
-        rules += 1
-        if rules == MAX_RULES:
+    across_h, across_v = np.zeros_like(mask), np.zeros_like(mask)
+    length_h, length_v = width, height
+    # Twice each way: on squared paper a rule's ends may lie under the other way's rules, which
+    # hide that it is cut square until they are gone.
+    for _ in range(2):
+        found_h, short_h = _find(seen)
+        found_v, short_v = _find(seen.T)  # seen.T is a view: its rules leave seen too
+        if not (found_h.any() or found_v.any()):
             break
-    rest = mask & ~cleared
-    if not cleared.any() or not _written_between(rest, length):
+        across_h |= found_h
+        across_v |= found_v.T
+        length_h = min(length_h, short_h)
+        length_v = min(length_v, short_v)
+    # Both directions together (squared paper: each alone leaves the other's rules at the edges),
+    # else either alone.
+    cleared = None
+    for candidate, lengths in ((across_h | across_v, {1: length_h, 0: length_v}), (across_h, {1: length_h}),
+                           (across_v, {0: length_v})):
+        lengths = {axis: n for axis, n in lengths.items() if (across_h if axis == 1 else across_v).any()}
+        if candidate.any() and _written_between(mask & ~candidate, lengths):
+            cleared = candidate
+            break
+    if cleared is None:
         return ink, mask, labels, comps
+    rest = mask & ~cleared
     ink = np.where(cleared, np.float32(0), ink)
     labels, comps = marks.components(rest, min_size=3)
     return ink, rest, labels, comps
