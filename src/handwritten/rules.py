@@ -165,17 +165,15 @@ def _cut_square(line: tuple[float, float], length: np.ndarray, hit: np.ndarray, 
 
 
 def _reaches_a_side(seen: np.ndarray) -> bool:
-    """Whether ink comes within (1 - ``SPAN``) of the width of the left or the right edge.
+    """Whether ink comes within a rule's reach (``REACH``) of an edge of the picture.
 
-    A rule spans ``SPAN`` of the columns where it crosses the picture, and unless it enters and
-    leaves through the top and the bottom edges (a strip lower than its slope), one of its ends
-    is at a side: a drawing in the middle of a canvas holds none, and costs no Hough transform.
+    A rule runs off the picture at both ends (:func:`_rule`), through the sides or, sloped,
+    through the top or the bottom: a drawing with a margin on every side holds none, and costs
+    no Hough transform.
     """
     height, width = seen.shape
-    if height <= width * np.tan(np.deg2rad(MAX_SLOPE)):
-        return True
-    edge = int(np.ceil((1 - SPAN) * width)) + 1
-    return bool(seen[:, :edge].any() or seen[:, -edge:].any())
+    near = max(3, int(REACH * width)) + 1
+    return bool(seen[:, :near].any() or seen[:, -near:].any() or seen[:near].any() or seen[-near:].any())
 
 
 def _written_between(rest: np.ndarray, lengths: dict[int, int]) -> bool:
