@@ -164,16 +164,17 @@ def _cut_square(line: tuple[float, float], length: np.ndarray, hit: np.ndarray, 
     return True
 
 
-def _reaches_a_side(seen: np.ndarray) -> bool:
-    """Whether ink comes within a rule's reach (``REACH``) of an edge of the picture.
+def _ink_near_an_edge(mask: np.ndarray, ink: np.ndarray) -> bool:
+    """Whether ink (or fainter ink) comes within a rule's reach (``REACH``) of an edge of the picture.
 
     A rule runs off the picture at both ends (:func:`_rule`), through the sides or, sloped,
     through the top or the bottom: a drawing with a margin on every side holds none, and costs
-    no Hough transform.
+    no Hough transform. Only the four strips along the edges are looked at.
     """
-    height, width = seen.shape
-    near = max(3, int(REACH * width)) + 1
-    return bool(seen[:, :near].any() or seen[:, -near:].any() or seen[:near].any() or seen[-near:].any())
+    height, width = mask.shape
+    near = max(3, int(REACH * max(height, width))) + 1
+    strips = (np.s_[:, :near], np.s_[:, -near:], np.s_[:near], np.s_[-near:])
+    return any(mask[s].any() or (ink[s] > FAINT).any() for s in strips)
 
 
 def _written_between(rest: np.ndarray, lengths: dict[int, int]) -> bool:
@@ -197,7 +198,7 @@ def _find(seen: np.ndarray) -> tuple[np.ndarray, int]:
     one's length; no pixels when there is none."""
     height, width = seen.shape
     cleared, length, found = np.zeros_like(seen), width, 0
-    if width < 16 or height < 8 or not _reaches_a_side(seen):
+    if width < 16 or height < 8:
         return cleared, length
     # The straightest long marks first; a character's own bar may be among them (a T's, longer
     # than the rules), and is passed over.
@@ -225,7 +226,7 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
     to it, or a lone dash, stays.
     """
     height, width = mask.shape
-    if width + height > MAX_SIDES:
+    if width + height > MAX_SIDES or not _ink_near_an_edge(mask, ink):
         return ink, mask, labels, comps
     # A thin rule is fainter than the strokes after the blur that decides what is ink, and the
     # mask holds only dashes of it: it is looked for among the fainter ink as well.
