@@ -161,7 +161,7 @@ def ruled_paper_lines() -> list[str]:
         ours, kept = r["details"][what]["rules_taken_out"], r["details"][what]["rules_kept"]
         parts.append(f"**{ours['same']} of {ours['copies']}** copies of the {ours['images']} real "
                      f"{what.replace('_', ' ')} read as without the rules ({kept['same']} with the rules kept as ink)")
-    return [f"- Ruled paper (`benchmarks/bench_ruled_paper.py`): the real handwriting with the rules of lined paper "
+    return [f"- Ruled paper (`benchmarks/bench_ruled_paper.py`): the real handwriting with the rules of lined and squared paper "
             f"drawn in ({', '.join(r['details']['styles'])}), read by `model_2` trained on the default sample: "
             + "; ".join(parts) + f". Measured {r['date'][:10]} on {_machine(r['machine'])}."]
 
