@@ -44,8 +44,9 @@ def _lines(mask: np.ndarray) -> list[tuple[float, float]]:
     width = mask.shape[1]
     limit = np.deg2rad(MAX_SLOPE)
     # 2 px by an eighth of a degree: a thin sloped rule stays within one cell across a wide picture.
-    found = cv2.HoughLinesWithAccumulator(np.ascontiguousarray(mask).view(np.uint8), 2, np.pi / 1440, max(1, int(VOTES * width)),
-                                          min_theta=np.pi / 2 - limit, max_theta=np.pi / 2 + limit)
+    found = cv2.HoughLinesWithAccumulator(np.ascontiguousarray(mask).view(np.uint8), 2, np.pi / 1440,
+                                          max(1, int(VOTES * width)), min_theta=np.pi / 2 - limit,
+                                          max_theta=np.pi / 2 + limit)
     if found is None:
         return []
     rho, theta, votes = found[:, 0].T.astype(np.float64)
@@ -112,12 +113,14 @@ def _rule(mask: np.ndarray, line: tuple[float, float]) -> tuple[np.ndarray, int]
     ``ALONE`` of that, or is not cut square at its ends."""
     h, w = mask.shape
     reach = max(4, min(h // 6, 60))
+    slack = max(3, int(REACH * w))
     for refine in (True, False):
         middle = line[0] + line[1] * np.arange(w)
-        across = int(((middle >= -1) & (middle <= h)).sum())  # columns where the line is in the picture
-        if across < w / 2 or _runs_at(mask, line, 2)[2].sum() < ALONE * across:  # cheap: most lines stop here
-            return None
+        inside = np.flatnonzero((middle >= -1) & (middle <= h))  # columns where the line is in the picture
+        across = len(inside)
         top, end, hit = _runs_at(mask, line, reach)
+        if across < w / 2 or hit.sum() < ALONE * across:
+            return None
         length = end - top
         thickness = float(np.median(length[hit]))
         alone = hit & (length <= max(1.5 * thickness, thickness + SLACK))
@@ -126,8 +129,6 @@ def _rule(mask: np.ndarray, line: tuple[float, float]) -> tuple[np.ndarray, int]
             return None
         # Printed, it runs off the picture at both ends; a stroke of a character cropped tightly
         # reaches one edge at most (an H's stem, from its bar down to the bottom edge).
-        inside = np.flatnonzero((middle >= -1) & (middle <= h))
-        slack = max(3, int(REACH * w))
         if columns[0] - inside[0] > slack or inside[-1] - columns[-1] > slack:
             return None
         if not _cut_square(line, length, hit, thickness, h):
@@ -231,7 +232,7 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
     # A thin rule is fainter than the strokes after the blur that decides what is ink, and the
     # mask holds only dashes of it: it is looked for among the fainter ink as well.
     seen = mask | (ink > FAINT)
-    across_h, across_v = np.zeros_like(mask), np.zeros_like(mask)
+    horizontal, vertical = np.zeros_like(mask), np.zeros_like(mask)
     length_h, length_v = width, height
     # Twice each way: on squared paper a rule's ends may lie under the other way's rules, which
     # hide that it is cut square until they are gone.
@@ -240,19 +241,17 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
         found_v, short_v = _find(seen.T)  # seen.T is a view: its rules leave seen too
         if not (found_h.any() or found_v.any()):
             break
-        across_h |= found_h
-        across_v |= found_v.T
+        horizontal |= found_h
+        vertical |= found_v.T
         length_h = min(length_h, short_h)
         length_v = min(length_v, short_v)
-    # Both directions together (squared paper: each alone leaves the other's rules at the edges),
-    # else either alone.
-    cleared = None
-    for candidate, lengths in ((across_h | across_v, {1: length_h, 0: length_v}), (across_h, {1: length_h}),
-                           (across_v, {0: length_v})):
-        lengths = {axis: n for axis, n in lengths.items() if (across_h if axis == 1 else across_v).any()}
-        if candidate.any() and _written_between(mask & ~candidate, lengths):
-            cleared = candidate
-            break
+    # Both ways together (squared paper: each alone leaves the other's rules at the edges), else
+    # either alone; each way's rules measured against the marks across them.
+    ways = [(rules, {axis: length}) for rules, axis, length in ((horizontal, 1, length_h), (vertical, 0, length_v))
+            if rules.any()]
+    if len(ways) == 2:
+        ways.insert(0, (horizontal | vertical, {**ways[0][1], **ways[1][1]}))
+    cleared = next((rules for rules, lengths in ways if _written_between(mask & ~rules, lengths)), None)
     if cleared is None:
         return ink, mask, labels, comps
     rest = mask & ~cleared
