@@ -94,17 +94,27 @@ def ruled(path: Path, box: list[int], style: str):
     return page
 
 
-def _reads(recognizer, entries: dict[str, dict]) -> dict[str, dict]:
-    """Per image, what is read as it is and with each style of rules, and whether each is right."""
-    out = {}
+def _copies(recognizer, entries: dict[str, dict]) -> dict[str, list]:
+    """Per image, the image as it is and its copies with each style of rules, drawn once around
+    the writing as the package (rules taken out) finds it, so both ways read the same copies."""
+    copies = {}
     for name, entry in sorted(entries.items()):
+        box = _ink_box(recognizer, entry["file"], len(entry["label"]) > 1)
+        copies[name] = [str(entry["file"]), *(ruled(entry["file"], box, style) for style in STYLES)]
+    return copies
+
+
+def _reads(recognizer, entries: dict[str, dict], copies: dict[str, list]) -> dict[str, dict]:
+    """Per image, what is read as it is and with each style of rules."""
+    out = {}
+    for name, sources in copies.items():
+        entry = entries[name]
         line = len(entry["label"]) > 1
-        path = entry["file"]
         read = (lambda source: recognizer.read_line(source, top=1, name=name)["text"]) if line else (
             lambda source: recognizer.predict([source], top=1, names=[name])[0].get("character") or "")
-        box = _ink_box(recognizer, path, line)
+        plain, *styled = (read(source) for source in sources)
         out[name] = {"line": line, "label": entry["label"], "case_sensitive": entry["case_sensitive"],
-                     "plain": read(str(path)), **{style: read(ruled(path, box, style)) for style in STYLES}}
+                     "plain": plain, **dict(zip(STYLES, styled))}
     return out
 
 
@@ -157,9 +167,10 @@ def main() -> int:
     from handwritten.predict import Recognizer
 
     recognizer = Recognizer(model)
-    taken_out = _reads(recognizer, entries)
+    copies = _copies(recognizer, entries)
+    taken_out = _reads(recognizer, entries, copies)
     with _without_rules_taken_out():
-        kept = _reads(recognizer, entries)
+        kept = _reads(recognizer, entries, copies)
     figures = []
     for line, what in ((False, "single characters"), (True, "lines")):
         ours, before = _counts(taken_out, line), _counts(kept, line)
