@@ -10,6 +10,7 @@ import pytest
 
 from handwritten import emnist
 from handwritten.cli import main
+from test_bad_models import _onnx_model
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +141,10 @@ def test_export_never_deletes_a_folder_it_did_not_write(trained_model, tmp_path,
     assert f"{folder}: is a folder; an ONNX model is a file" in capsys.readouterr().err
 
     # A file that is not an ONNX model this command wrote (an ONNX without its metadata too).
-    for name, content in (("notes.onnx", b"mine"), ("other.onnx", _onnx_without_metadata())):
-        (tmp_path / name).write_bytes(content)
+    (tmp_path / "notes.onnx").write_bytes(b"mine")
+    _onnx_model(tmp_path / "other.onnx", ["N", 28, 28, 1], meta=None)
+    for name in ("notes.onnx", "other.onnx"):
+        content = (tmp_path / name).read_bytes()
         assert main(["export", str(trained_model), "--out", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
         assert f"{tmp_path / name}: exists and is not an ONNX model written by 'handwritten export'" in err, err
@@ -150,16 +153,6 @@ def test_export_never_deletes_a_folder_it_did_not_write(trained_model, tmp_path,
     assert (thesis / "thesis.tex").read_text() == "three years of work" and (folder / "data.csv").read_text() == "mine"
     assert sorted(p.name for p in thesis.iterdir()) == ["handwritten.json", "notes.txt", "saved_model.pb", "thesis.tex"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.onnx", "other.onnx", "thesis", "x.onnx"]
-
-
-def _onnx_without_metadata() -> bytes:
-    import onnx
-    from onnx import TensorProto, helper
-
-    node = helper.make_node("Identity", ["x"], ["y"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    return helper.make_model(graph).SerializeToString()
 
 
 def test_an_onnx_export_replaces_an_earlier_file_in_one_step(trained_model, onnx_model, tmp_path):
