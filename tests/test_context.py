@@ -226,7 +226,9 @@ def test_a_twin_takes_the_kind_of_its_word():
     assert weighed[0, k("S")] / weighed[0, k("s")] == pytest.approx(9)
     assert weighed[0, k("5")] / weighed[0, k("S")] == pytest.approx(0.81 / 0.09 / context.CASE_WEIGHT)
     np.testing.assert_allclose(weighed.sum(axis=1), 1)
-    np.testing.assert_array_equal(weighed[1:], letters[1:])  # their words hold a sure digit, the 5
+    # The 5 is a twin, so it does not make the word mixed for the others: their digit twins go down too.
+    assert read(weighed[1:]) == "TAR"
+    assert (weighed[1:, k("5")] < letters[1:, k("5")]).all() and (weighed[1:].argmax(axis=1) == letters[1:].argmax(axis=1)).all()
     # Among digits, a q loses to its twin 9 and to every other digit alike: a 7 close to a 9 stays as close.
     close = probs({"7": 0.5, "9": 0.3, "q": 0.2}, {"4": 0.99}, {"0": 0.99})
     weighed = context.twins_from_word(close, [False] * 3, MAPPING)[0]
@@ -243,6 +245,22 @@ def test_a_twin_is_left_alone_by_a_mixed_word_or_a_single_neighbour():
     p = probs({"4": 0.99}, {"7": 0.99}, {"Z": 0.6, "2": 0.4}, {"E": 0.99})
     weighed = context.twins_from_word(p, [False, False, True, False], MAPPING)
     np.testing.assert_array_equal(weighed[2], p[2])
+
+
+def test_a_twin_read_as_the_other_kind_does_not_make_its_word_mixed():
+    k = MAPPING.index
+    # A name in capitals whose angular S the model is sure is a 5: the bar still goes to I, not 1.
+    name = [{"5": 0.98, "S": 0.01}, {"U": 0.9}, {"K": 0.95}, {"H": 0.99}, {"V": 0.9}, {"1": 0.5, "l": 0.4, "I": 0.08},
+            {"R": 0.99}]
+    out = context.apply(probs(*name), boxes_on(flat, *[TALL] * 7), [False] * 7, MAPPING)
+    assert read(out)[1:] == "UKHVIR"
+    assert out[0, k("S")] > 2 * probs(*name)[0, k("S")]  # the 5 itself is weighed towards S as well
+    # A number written in twins only (a year) is still a number: a bar read l among them is a 1.
+    year = probs({"l": 0.5, "1": 0.4}, {"9": 0.99}, {"9": 0.97}, {"0": 0.95})
+    assert read(context.apply(year, boxes_on(flat, *[TALL] * 4), [False] * 4, MAPPING)) == "1990"
+    # Twins only witness when fewer than two characters show their kind: a 2 read Z and a 0 read O (sure) beside a 3 and a 4.
+    digits = probs({"Z": 0.6, "2": 0.4}, {"3": 0.99}, {"4": 0.99}, {"O": 0.85, "0": 0.14})
+    assert read(context.twins_from_word(digits, [False] * 4, MAPPING)) == "2340"
 
 
 def test_only_neighbours_the_model_is_sure_of_make_a_run():

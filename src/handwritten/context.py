@@ -16,7 +16,9 @@ the T before it, nor that it sits between two digits. :func:`apply` brings the l
   How much the word weighs grows with the neighbours the model is sure of: one digit beside
   a character says little about it, eight in a row say it is a digit too. In a word whose
   other sure characters (at least two) are all digits, the letters written with a digit's
-  shape are weighed down by ``CASE_WEIGHT`` too; all letters, those digits.
+  shape are weighed down by ``CASE_WEIGHT`` too; all letters, those digits. A twin the model is
+  sure of does not speak for its word against the characters whose shape shows their kind: an
+  angular S read 5 does not make a name in capitals a mixed word.
 
 All work as weights on the probabilities, then renormalised: the favoured case's probability
 is multiplied by ``CASE_WEIGHT`` (against the other case only; for a bar, the word's case), and the word's kind weighs
@@ -54,6 +56,7 @@ BAR = ("l", "I")  # the same bar, the same height: only the word tells them apar
 DESCENDING = "gjpqy"  # their bottoms are not on the baseline
 # A digit and the letters written with its shape: only the word tells them apart.
 TWINS = (("0", "Oo"), ("1", "lI"), ("2", "Zz"), ("5", "Ss"), ("8", "B"), ("9", "gq"))
+TWIN_CHARACTERS = "".join(d + letters for d, letters in TWINS)
 
 
 def _theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -189,13 +192,35 @@ def twins_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.n
     is_letter = sure & np.array([c in string.ascii_letters for c in read])
     for word in words(spaces):
         word = np.asarray(word)
-        decided, to_digit = of_one_kind(is_digit, is_letter, word)
+        witness = np.zeros_like(sure)
+        witness[word] = witnesses(sure, read, word)
+        decided, to_digit = of_one_kind(is_digit & witness, is_letter & witness, word)
         probs[np.ix_(word[decided & to_digit], letter_twins)] /= CASE_WEIGHT
         probs[np.ix_(word[decided & ~to_digit], digit_twins)] /= CASE_WEIGHT
         rows = word[decided]
         total = probs[rows].sum(axis=1, keepdims=True)
         probs[rows] /= np.where(total > 0, total, 1)
     return probs
+
+
+def witnesses(sure: np.ndarray, read: list[str], word: np.ndarray) -> np.ndarray:
+    """Which of ``word``'s characters witness its kind: those the model is ``SURE`` of, less the
+    twins of the other kind than the one all the characters whose shape shows it agree on.
+
+    A twin's shape is shared by a digit and a letter (an angular S is a 5's, a bar a 1's), so
+    the model can be sure of the wrong kind: an S read 5 in a name in capitals would make the
+    name mixed and leave its other twins as read. When at least two sure characters that are
+    not twins are all of one kind, the twins of the other kind do not count; otherwise every
+    sure character does (a year, 1990, is all twins). Returns a mask over ``word``.
+    """
+    witness = sure[word].copy()
+    chars = [read[i] for i in word]
+    shown = witness & np.array([c not in TWIN_CHARACTERS for c in chars], bool)
+    digit = np.array([c in string.digits for c in chars], bool)
+    if shown.sum() >= 2 and len(set(digit[shown])) == 1:
+        other_kind_twin = np.array([c in TWIN_CHARACTERS for c in chars], bool) & (digit != digit[shown][0])
+        witness &= ~other_kind_twin
+    return witness
 
 
 def words(spaces: list[bool]) -> list[list[int]]:
@@ -215,7 +240,8 @@ def run_weights(probs: np.ndarray, mapping: str, spaces: list[bool]) -> np.ndarr
     word's other characters that the model is ``SURE`` of (counted by their probabilities), is
     ``(d + PRIOR_CHARACTERS * q) / (d + l + PRIOR_CHARACTERS)`` where ``q`` is the digits' share
     of the classes; digits are weighed by that chance over ``q``, letters by its complement
-    over ``1 - q``. A character without such neighbours gets no weight.
+    over ``1 - q``. A character without such neighbours gets no weight. The twins among the
+    sure neighbours may not count (see :func:`witnesses`).
     """
     probs = np.asarray(probs, dtype=np.float64)
     weights = np.ones_like(probs)
@@ -224,15 +250,17 @@ def run_weights(probs: np.ndarray, mapping: str, spaces: list[bool]) -> np.ndarr
     if not digit.any() or not letter.any():
         return weights
     sure = probs.max(axis=1) >= SURE  # only the characters the model is sure of count
-    digit_mass, letter_mass = probs[:, digit].sum(axis=1) * sure, probs[:, letter].sum(axis=1) * sure
+    read = [mapping[k] for k in probs.argmax(axis=1)]
     q = digit.sum() / (digit.sum() + letter.sum())
     digit_classes, letter_classes = np.flatnonzero(digit), np.flatnonzero(letter)
     for word in words(spaces):
         word = np.asarray(word)
+        witness = witnesses(sure, read, word)
+        digit_mass, letter_mass = probs[word][:, digit].sum(axis=1) * witness, probs[word][:, letter].sum(axis=1) * witness
         # Each character's neighbours: the word's totals less its own, in one pass over the word.
-        has_others = sure[word].sum() - sure[word] > 0
-        d = digit_mass[word].sum() - digit_mass[word]
-        l = letter_mass[word].sum() - letter_mass[word]
+        has_others = witness.sum() - witness > 0
+        d = digit_mass.sum() - digit_mass
+        l = letter_mass.sum() - letter_mass
         chance = ((d + PRIOR_CHARACTERS * q) / (d + l + PRIOR_CHARACTERS))[has_others]
         weighed = word[has_others]
         weights[np.ix_(weighed, digit_classes)] = (chance / q)[:, None]
