@@ -1,4 +1,4 @@
-"""Shared fixtures: a small offline sample and a model trained on it, made once per test run."""
+"""Shared fixtures, made once per test run: a small offline sample, a model trained on it, and the HTTP app serving it."""
 
 from __future__ import annotations
 
@@ -44,3 +44,20 @@ def fashion_dir() -> Path:
     if not (FASHION / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"Fashion-MNIST not installed at {FASHION} (apt-get install dataset-fashion-mnist)")
     return FASHION
+
+
+@pytest.fixture(scope="session")
+def recognizer(trained_model):
+    from handwritten.predict import Recognizer
+
+    return Recognizer(trained_model)
+
+
+@pytest.fixture(scope="session")
+def client(recognizer):
+    from fastapi.testclient import TestClient
+
+    from handwritten.server import create_app
+
+    with TestClient(create_app(recognizer, allowed_hosts=["testserver"])) as c:
+        yield c
