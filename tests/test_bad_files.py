@@ -237,3 +237,36 @@ def test_sample_folder_that_is_not_a_folder(tmp_path, kind, message, capsys):
     {"loop": _loop, "fifo": _fifo, "file": lambda p: p.write_text("mine")}[kind](path)
     assert main(["sample", "--dir", str(path)]) == 2
     assert capsys.readouterr().err == f"handwritten sample: error: {path}: {message}\n"
+
+
+EMPTY_PATHS = [["sample", "--dir", ""], ["inspect", " "], ["download", "--dir", ""], ["train", "--data", "", "--dry-run"],
+               ["train", "--out", ""], ["finetune", "--model", "", "--out", "m.keras"],
+               ["finetune", "--model", "m.keras", "--out", "m2.keras", "--replay", ""], ["evaluate", ""],
+               ["evaluate", "m.keras", "--data", ""], ["evaluate", "m.keras", "--report", ""], ["predict", "", "a.png"],
+               ["predict", "m.keras", "a.png", ""], ["export", "m.keras", "--out", ""], ["serve", ""],
+               ["serve", "m.keras", "--collect", ""]]
+
+
+@pytest.mark.parametrize("argv", EMPTY_PATHS, ids=lambda a: "-".join(x.strip() or "EMPTY" for x in a))
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path, monkeypatch, argv, capsys):
+    """An unset shell variable gives an empty argument; as a Path it would be ".", the current folder."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: handwritten {argv[0]}")
+    assert err.endswith("is an empty path (an unset variable?)\n")
+    assert list(tmp_path.iterdir()) == []  # nothing written where the command was run
+
+
+def test_an_empty_model_path_is_refused_by_the_python_api(tmp_path):
+    from handwritten import create_model
+    from handwritten.errors import HandwrittenError
+    from handwritten.predict import Recognizer
+
+    for call in (lambda: Recognizer(""), lambda: create_model("model_2", "", 0.01, data=tmp_path)):
+        with pytest.raises(HandwrittenError, match="^'' is an empty path"):
+            call()
+    with pytest.raises(DataError, match="^'' is an empty path"):
+        emnist.load("")

@@ -20,6 +20,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from handwritten import paths
 from handwritten.emnist import DEFAULT_SPLIT, SPLITS, get_split
 from handwritten.errors import DataError
 from handwritten.idx import cache_dir
@@ -263,7 +264,7 @@ def register(sub) -> None:
                    help="which split to unpack (default: %(default)s)")
     p.add_argument("--url", default=None,
                    help=f"where to fetch the archive (default: %(default)s, meaning ${URL_ENV} or {EMNIST_URL})")
-    p.add_argument("--dir", default=None,
+    p.add_argument("--dir", default=None, type=paths.argument,
                    help="folder for the split's files (default: %(default)s, meaning <cache>/emnist, "
                         "where the other commands look)")
     p.set_defaults(run=run_download)

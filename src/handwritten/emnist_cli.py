@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from handwritten import emnist
+from handwritten import emnist, paths
 
 
 def run_inspect(args) -> int:
@@ -27,7 +27,7 @@ def run_inspect(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("inspect", help="check a data folder and print what it holds")
-    p.add_argument("dir", help="folder with IDX files (EMNIST, MNIST or short names), or with sub-folders of images "
+    p.add_argument("dir", type=paths.argument, help="folder with IDX files (EMNIST, MNIST or short names), or with sub-folders of images "
                                "by character (7/, upper-A/, lower-a/ ...)")
     p.add_argument("--split", default=None, help="EMNIST split (default: %(default)s, meaning byclass when present, else inferred from the labels)")
     p.add_argument("--json", action="store_true", help="print one JSON object (default: %(default)s)")

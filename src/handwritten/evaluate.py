@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from handwritten import calibration, emnist
+from handwritten import calibration, emnist, paths
 from handwritten.errors import HandwrittenError
 from handwritten.limits import MAX_BATCH, check_number
 from handwritten.paths import folder_problem
@@ -180,10 +180,10 @@ def register(sub) -> None:
     p = sub.add_parser("evaluate", help="measure a model's accuracy on a data set's test part, optionally with a report",
                        description="Accuracy, top-3 accuracy, case-insensitive accuracy, worst classes and most-confused "
                        "pairs on the test part of a data set; --report writes plots and one self-contained HTML page.")
-    p.add_argument("model", help="model file (.keras, .h5 or .onnx)")
-    p.add_argument("--data", default=None, help="data folder (default: %(default)s, meaning ./emnist, then the user cache)")
+    p.add_argument("model", type=paths.argument, help="model file (.keras, .h5 or .onnx)")
+    p.add_argument("--data", default=None, type=paths.argument, help="data folder (default: %(default)s, meaning ./emnist, then the user cache)")
     p.add_argument("--split", default=None, help="EMNIST split (default: %(default)s, meaning the model's split)")
-    p.add_argument("--report", default=None, metavar="DIR", help="write PNG plots and report.html here (default: %(default)s)")
+    p.add_argument("--report", default=None, metavar="DIR", type=paths.argument, help="write PNG plots and report.html here (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=256, help="images per inference batch (default: %(default)s)")
     p.set_defaults(run=run_evaluate)

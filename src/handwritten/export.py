@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handwritten import paths
 from handwritten.errors import HandwrittenError
 
 FORMATS = ("onnx", "savedmodel")
@@ -204,8 +205,8 @@ def register(sub) -> None:
                        description="Write a model that runs without this package. The export is checked against "
                        "Keras before it is kept. ONNX files carry the characters and framing in their metadata; "
                        "'handwritten predict' and 'evaluate' accept them (run by onnxruntime).")
-    p.add_argument("model", help="model file (.keras or .h5)")
+    p.add_argument("model", type=paths.argument, help="model file (.keras or .h5)")
     p.add_argument("--format", choices=FORMATS, default="onnx", help="what to write (default: %(default)s)")
-    p.add_argument("--out", required=True, help="output: a .onnx file, or a folder for savedmodel (required)")
+    p.add_argument("--out", required=True, type=paths.argument, help="output: a .onnx file, or a folder for savedmodel (required)")
     p.add_argument("--json", action="store_true", help="print one JSON object (default: %(default)s)")
     p.set_defaults(run=run_export)

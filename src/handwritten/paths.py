@@ -3,10 +3,13 @@
 ``Path.is_file()`` answers False for a missing file, a folder, a FIFO and a symbolic link
 loop alike, so a check built on it reports all four as "not found". Opening a FIFO for
 reading blocks until something writes to it, so a FIFO must be refused before ``open``.
+An empty path (most often a shell variable that was never set) is the current folder to
+``Path``, so it is refused by name before it becomes one.
 """
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import stat
@@ -20,6 +23,16 @@ KINDS = {
     stat.S_IFCHR: "a character device",
     stat.S_IFBLK: "a block device",
 }
+
+
+EMPTY = "is an empty path (an unset variable?)"
+
+
+def argument(text: str) -> str:
+    """An ``argparse`` type for a path argument: the text itself, refused when empty or blank."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} {EMPTY}")
+    return text
 
 
 def _stat(path: Path, what: str) -> tuple[os.stat_result | None, str | None]:
@@ -40,6 +53,8 @@ def _stat(path: Path, what: str) -> tuple[os.stat_result | None, str | None]:
 
 def file_problem(path: str | os.PathLike, what: str = "file") -> str | None:
     """Why ``path`` cannot be read as a regular file, as the end of a message; None when it can."""
+    if not os.fspath(path).strip():
+        return EMPTY
     path = Path(path)
     st, problem = _stat(path, what)
     if problem:
@@ -53,6 +68,8 @@ def file_problem(path: str | os.PathLike, what: str = "file") -> str | None:
 
 def folder_problem(path: str | os.PathLike, what: str = "folder") -> str | None:
     """Why ``path`` is not a folder, as the end of a message; None when it is one."""
+    if not os.fspath(path).strip():
+        return EMPTY
     path = Path(path)
     st, problem = _stat(path, what)
     if problem:

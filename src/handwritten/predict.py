@@ -23,6 +23,7 @@ from handwritten import calibration, rejection
 from handwritten import charset as charsets
 from handwritten import images as imgs
 from handwritten import joining
+from handwritten import paths
 from handwritten.errors import HandwrittenError
 
 ONNX_META_KEY = "handwritten"  # the metadata_props entry holding the model's metadata as JSON
@@ -82,6 +83,8 @@ class Recognizer:
 
     def __init__(self, model_path: str | os.PathLike, max_pixels: int = imgs.MAX_PIXELS,
                  min_confidence: float | None = None):
+        if not os.fspath(model_path).strip():
+            raise HandwrittenError(f"{os.fspath(model_path)!r} {paths.EMPTY}: give a model file (.keras, .h5 or .onnx)")
         self.path = Path(model_path)
         self.max_pixels = max_pixels
         self._lock = threading.Lock()  # one inference at a time on a Keras model shared by server threads
@@ -379,8 +382,8 @@ def register(sub) -> None:
         "scribble, a shape ...) is answered 'not a character', which is not a failure. Exit status 1 if any image "
         "could not be read.",
     )
-    p.add_argument("model", help="model file (.keras, .h5 or .onnx)")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("model", type=paths.argument, help="model file (.keras, .h5 or .onnx)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", type=paths.argument, help="image files")
     p.add_argument("--top", type=int, default=None,
                    help="how many alternatives to show (default: %(default)s, meaning 5, or 3 with --line)")
     p.add_argument("--json", action="store_true", help="print one JSON object per image (default: %(default)s)")

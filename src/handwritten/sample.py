@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handwritten import strokes
+from handwritten import paths, strokes
 from handwritten.emnist import IMAGE_SIZE, SPLITS, SYNTHETIC_MARKER
 from handwritten.errors import DataError
 from handwritten.idx import write_idx
@@ -346,7 +346,7 @@ def register(sub) -> None:
                        description="Write 0-9, A-Z, a-z as people write them - a pen model along the forms people "
                                    "use, by random writers, and the handwriting fonts installed - and save them as "
                                    "emnist-byclass-* files. It is synthetic, not EMNIST.")
-    p.add_argument("--dir", default="emnist",
+    p.add_argument("--dir", default="emnist", type=paths.argument,
                    help="folder to write; ./emnist is where the other commands look first (default: %(default)s)")
     p.add_argument("--train-per-class", type=int, default=TRAIN_PER_CLASS, metavar="N",
                    help=f"training images of each letter; each digit gets {DIGIT_WEIGHT} times as many, as "

@@ -18,6 +18,7 @@ import json
 import os
 import socket
 
+from handwritten import paths
 from handwritten.errors import HandwrittenError
 from handwritten.guards import LOOPBACK_HOSTS, served_hosts
 
@@ -176,7 +177,7 @@ def register(sub) -> None:
     from handwritten.server import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
     p = sub.add_parser("serve", help="serve a web page and an HTTP API that recognise characters")
-    p.add_argument("model", help="model file (.keras, .h5 or .onnx), e.g. demo/model_2.keras from make demo")
+    p.add_argument("model", type=paths.argument, help="model file (.keras, .h5 or .onnx), e.g. demo/model_2.keras from make demo")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
@@ -195,7 +196,7 @@ def register(sub) -> None:
                    help="mark answers whose calibrated probability is below P as unsure (default: %(default)s, "
                         "meaning the model's own, else 0.5)")
     p.add_argument("--quiet", action="store_true", help="do not log each request (default: %(default)s)")
-    p.add_argument("--collect", default=None, metavar="DIR",
+    p.add_argument("--collect", default=None, metavar="DIR", type=paths.argument,
                    help="add a Teach mode that saves your own samples into DIR, one folder per character, for "
                         "'handwritten finetune --data DIR' (default: %(default)s, off)")
     p.set_defaults(run=run_serve)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from handwritten import checkpoint as ckpt
+from handwritten import paths
 from handwritten.errors import HandwrittenError
 from handwritten.models import MODELS
 from handwritten.settings import DEFAULTS, FINETUNE
@@ -44,7 +45,7 @@ def run_cli(args) -> int:
 
 
 def _add_common(p) -> None:
-    p.add_argument("--data", default=None, metavar="DIR",
+    p.add_argument("--data", default=None, metavar="DIR", type=paths.argument,
                    help="data folder with IDX files, or with sub-folders of images by character (7/, upper-A/, lower-a/ ...) "
                         "(default: ./emnist, then the user cache)")
     p.add_argument("--split", default=None, help="EMNIST split (default: byclass when present, else inferred)")
@@ -97,7 +98,7 @@ def register(sub) -> None:
                                    "orientation and history. A checkpoint beside --out is written after each "
                                    "epoch; re-running the same command continues from it.")
     p.add_argument("--model", choices=list(MODELS), default="model_2", help="which network (default: %(default)s)")
-    p.add_argument("--out", default=None, metavar="PATH",
+    p.add_argument("--out", default=None, metavar="PATH", type=paths.argument,
                    help="model file to write, .h5 or .keras (default: %(default)s, meaning MODEL.keras)")
     p.add_argument("--overwrite", action="store_true",
                    help="allow --out to exist already, and replace it when training ends (default: %(default)s)")
@@ -107,12 +108,12 @@ def register(sub) -> None:
     p = sub.add_parser("finetune", help="continue training a saved model and save the result",
                        description="Load a model file (also one saved by the original Keras 2 script), train it "
                                    "further on data with the same classes, and save it to --out.")
-    p.add_argument("--model", required=True, metavar="PATH", help="the model file to start from (required)")
-    p.add_argument("--out", required=True, metavar="PATH", help="model file to write, .h5 or .keras (required)")
+    p.add_argument("--model", required=True, metavar="PATH", type=paths.argument, help="the model file to start from (required)")
+    p.add_argument("--out", required=True, metavar="PATH", type=paths.argument, help="model file to write, .h5 or .keras (required)")
     p.add_argument("--overwrite", action="store_true",
                    help="allow --out to exist already, even as the --model file itself, and replace it "
                         "(default: %(default)s)")
-    p.add_argument("--replay", default=None, metavar="DIR",
+    p.add_argument("--replay", default=None, metavar="DIR", type=paths.argument,
                    help="with --data a folder of your own samples: the original training data to mix in so "
                         "nothing is forgotten (default: %(default)s, the data folder the model names)")
     _add_hyper(p, finetune=True)
