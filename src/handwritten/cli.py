@@ -21,7 +21,7 @@ COMMANDS = [
     "handwritten.emnist_cli",
     "handwritten.train_cli",
     "handwritten.evaluate",
-    "handwritten.predict",
+    "handwritten.predict_cli",
     "handwritten.export",
     "handwritten.serve_cli",
 ]

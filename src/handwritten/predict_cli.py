@@ -1,0 +1,91 @@
+"""``handwritten predict`` on the command line: the answers for each image, or each line, as text or JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from handwritten import calibration, paths
+from handwritten.errors import HandwrittenError
+from handwritten.predict import Recognizer
+
+
+def _public(result: dict) -> dict:
+    """A result as JSON can carry it: without the arrays the model saw."""
+    out = {k: v for k, v in result.items() if k != "input"}
+    if "characters" in out:
+        out["characters"] = [_public(c) for c in out["characters"]]
+    return out
+
+
+def _show(result: dict) -> str:
+    """One line per image: the answer and its alternatives; '?' and the best candidates when unsure."""
+    if result["character"] is None:
+        return f"not a character ({result['reason']})"
+    if result["unsure"]:
+        return "? " + " or ".join(f"{c} {p:.0%}" for c, p in result["top"][:3])
+    alternatives = ", ".join(f"{c} {p:.1%}" for c, p in result["top"][1:])
+    return f"{result['character']} ({result['probability']:.1%})" + (f"  then {alternatives}" if alternatives else "")
+
+
+def run_predict(args) -> int:
+    if args.top is not None and args.top < 1:
+        raise HandwrittenError(f"--top must be at least 1, got {args.top}")
+    recognizer = Recognizer(args.model, min_confidence=args.min_confidence)
+    recognizer.classes(args.charset)  # a bad charset is one error, not one per image
+    failed = 0
+    if args.line:
+        top = args.top or 3
+        for path in args.images:
+            try:
+                result = recognizer.read_line(path, top=top, name=path, charset=args.charset, context=args.context)
+            except HandwrittenError as exc:
+                result = {"image": path, "error": str(exc)}
+            failed += "error" in result
+            if args.json:
+                print(json.dumps(_public(result)), flush=True)
+            elif "error" in result:
+                print(f"handwritten predict: error: {result['error']}", file=sys.stderr)
+            else:
+                print(f"{path}: {result['text']}")
+                for c in result["characters"]:
+                    print(f"  {c['character']} {c['probability']:6.1%}  box {c['box']}" + ("  unsure" if c["unsure"] else ""))
+        return 1 if failed else 0
+    results = recognizer.predict(args.images, top=args.top or 5, names=args.images, charset=args.charset)
+    for result in results:
+        failed += "error" in result
+        if args.json:
+            print(json.dumps(_public(result)))
+        elif "error" in result:
+            print(f"handwritten predict: error: {result['error']}", file=sys.stderr)
+        else:
+            print(f"{result['image']}: {_show(result)}")
+    return 1 if failed else 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="recognise the character in each image (or a line of characters with --line)",
+        description="Recognise handwritten characters in your own images: PNG, JPEG, GIF, BMP, TIFF, WebP or PPM, "
+        "any size, dark ink on light paper or light on dark. An image with no character in it (blank, a "
+        "scribble, a shape ...) is answered 'not a character', which is not a failure. Exit status 1 if any image "
+        "could not be read.",
+    )
+    p.add_argument("model", type=paths.argument, help="model file (.keras, .h5 or .onnx)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", type=paths.argument, help="image files")
+    p.add_argument("--top", type=int, default=None,
+                   help="how many alternatives to show (default: %(default)s, meaning 5, or 3 with --line)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per image (default: %(default)s)")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                   help="mark answers whose calibrated probability is below P as unsure (default: %(default)s, "
+                        f"meaning the model's own, else {calibration.MIN_CONFIDENCE})")
+    p.add_argument("--line", action="store_true",
+                   help="each image is a line of separate characters; read them left to right (default: %(default)s)")
+    p.add_argument("--charset", default=None, metavar="SET",
+                   help="consider only these characters: digits, upper, lower, letters, alnum, or the characters "
+                   "themselves, e.g. 0123456789ABCDEF (default: %(default)s, every class of the model)")
+    p.add_argument("--no-context", dest="context", action="store_false",
+                   help="with --line, read each character alone, without the line's heights and neighbours "
+                   "(default: use them)")
+    p.set_defaults(run=run_predict)
