@@ -70,28 +70,38 @@ def load_grey(source, name: str | None = None, max_pixels: int = MAX_PIXELS,
         return _decode(im, im is opened, label, max_pixels, data, least_side)
     except HandwrittenError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, Image.UnidentifiedImageError,
+            OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _unreadable(exc, source, label, max_pixels) from None
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def _unreadable(exc: Exception, source, label: str, max_pixels: int) -> Exception:
+    """The error that says why Pillow could not read the image ``label``, from what it raised."""
+    from PIL import Image
+
+    from handwritten.errors import HandwrittenError
+
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         import re
 
         found = re.search(r"\((\d+) pixels\)", str(exc))
         declared = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
-        raise HandwrittenError(
+        return HandwrittenError(
             f"{label}: the image declares {declared}, more than the limit of {max_pixels:,} pixels "
             "(refused before decoding, as a possible decompression bomb)"
-        ) from None
-    except Image.UnidentifiedImageError:
+        )
+    if isinstance(exc, Image.UnidentifiedImageError):
         head = _head(source)
         check_not_document(head, label)
         if _declares_no_pixels(head):
-            raise HandwrittenError(f"{label}: the image is empty (0x0 pixels)") from None
-        raise HandwrittenError(f"{label}: not an image this tool reads ({', '.join(FORMATS)})") from None
-    except PermissionError:
-        raise HandwrittenError(f"{label}: cannot read the file (permission denied)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise HandwrittenError(f"{label}: truncated or damaged image ({exc})") from None
-    finally:
-        if opened is not None:
-            opened.close()
+            return HandwrittenError(f"{label}: the image is empty (0x0 pixels)")
+        return HandwrittenError(f"{label}: not an image this tool reads ({', '.join(FORMATS)})")
+    if isinstance(exc, PermissionError):
+        return HandwrittenError(f"{label}: cannot read the file (permission denied)")
+    return HandwrittenError(f"{label}: truncated or damaged image ({exc})")
 
 
 def _grey_from_array(source: np.ndarray, label: str, max_pixels: int,

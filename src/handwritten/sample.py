@@ -263,6 +263,26 @@ def _render_parts(counts: dict[str, np.ndarray], seed: int, progress, workers: i
     return parts
 
 
+def _check_request(folder: Path, train_per_class: int, test_per_class: int, seed: int, digit_weight: int) -> None:
+    """Refuse counts out of range, a ``folder`` that is not one or holds real EMNIST; create it."""
+    if train_per_class < 1 or test_per_class < 1:
+        raise DataError(f"need at least one image per class, got train_per_class={train_per_class}, "
+                        f"test_per_class={test_per_class}")
+    check_number("--train-per-class", train_per_class, 1, MAX_PER_CLASS, integer=True)
+    check_number("--test-per-class", test_per_class, 1, MAX_PER_CLASS, integer=True)
+    check_number("--seed", seed, 0, 2**32 - 1, integer=True)
+    check_number("digit_weight", digit_weight, 1, 10, integer=True)
+    if os.path.lexists(folder) and (problem := folder_problem(folder)):
+        raise DataError(f"{folder}: {problem}")
+    if any(folder.glob("emnist-byclass-*")) and not (folder / SYNTHETIC_MARKER).exists():
+        raise DataError(f"{folder}: holds EMNIST byclass files that are not a synthetic sample; "
+                        "choose another --dir rather than overwrite them")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under a file, on a read-only or virtual file system ...
+        raise DataError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
+
+
 def write_sample(folder: str | os.PathLike, *, train_per_class: int = TRAIN_PER_CLASS, test_per_class: int = 60,
                  seed: int = 0, progress: bool = False, workers: int | None = None,
                  digit_weight: int = DIGIT_WEIGHT) -> Path:
@@ -286,22 +306,7 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = TRAIN_PER_
     from tqdm import tqdm
 
     folder = Path(folder)
-    if train_per_class < 1 or test_per_class < 1:
-        raise DataError(f"need at least one image per class, got train_per_class={train_per_class}, "
-                        f"test_per_class={test_per_class}")
-    check_number("--train-per-class", train_per_class, 1, MAX_PER_CLASS, integer=True)
-    check_number("--test-per-class", test_per_class, 1, MAX_PER_CLASS, integer=True)
-    check_number("--seed", seed, 0, 2**32 - 1, integer=True)
-    check_number("digit_weight", digit_weight, 1, 10, integer=True)
-    if os.path.lexists(folder) and (problem := folder_problem(folder)):
-        raise DataError(f"{folder}: {problem}")
-    if any(folder.glob("emnist-byclass-*")) and not (folder / SYNTHETIC_MARKER).exists():
-        raise DataError(f"{folder}: holds EMNIST byclass files that are not a synthetic sample; "
-                        "choose another --dir rather than overwrite them")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # under a file, on a read-only or virtual file system ...
-        raise DataError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
+    _check_request(folder, train_per_class, test_per_class, seed, digit_weight)
     # The marker goes first: an interrupted run must never leave files that pass for real EMNIST.
     (folder / SYNTHETIC_MARKER).write_text(
         "SYNTHETIC SAMPLE - NOT EMNIST.\n"
