@@ -58,33 +58,24 @@ def _throughput(recognizer, x, batch_size: int) -> float:
     return len(x) / seconds
 
 
-def main() -> int:
-    def options(parser):
-        parser.add_argument("--batch-size", type=int, default=256,
-                            help="images per call when measuring throughput (default: %(default)s)")
-        parser.add_argument("--model", help="measure this .keras/.h5 model instead of this run's model_2 (default: %(default)s)")
+def _options(parser) -> None:
+    """This benchmark's own options, beside the ones every benchmark takes."""
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="images per call when measuring throughput (default: %(default)s)")
+    parser.add_argument("--model", help="measure this .keras/.h5 model instead of this run's model_2 (default: %(default)s)")
 
-    args = common.parse_args(__doc__.splitlines()[0], options)
-    started = time.perf_counter()
-    quick = args.quick
-    calls = 100 if quick else 300  # single-image calls per model
-    batch_images = 2_000 if quick else 10_000
-    reps = 3
 
-    model_path, model_note = common.benchmark_model(quick, args.model)
-    onnx_path = common.DATA / "models" / f"{model_path.stem}.onnx"
-    common.handwritten("export", model_path, "--format", "onnx", "--out", onnx_path)
-    data, which = common.training_data()
-    images = _test_images(data, max(batch_images, 200))
-    pngs = _write_pngs(images[:200], common.DATA / "inference-png")
-
-    recognizers = {"keras": _recognizer(model_path), "onnx": _recognizer(onnx_path)}
-    # Warm: the first calls build graphs, sessions and caches.
+def _warm_up(recognizers: dict, pngs: list[Path], x, batch_size: int) -> None:
+    """The first calls build graphs, sessions and caches; make them before anything is timed."""
     for r in recognizers.values():
-        for path in pngs[:10]:
+        for path in pngs:
             r.predict([str(path)])
-        r.predict_arrays(images[:batch_images], batch_size=args.batch_size)
+        r.predict_arrays(x, batch_size=batch_size)
 
+
+def _latencies(recognizers: dict, pngs: list[Path], calls: int) -> tuple[dict[str, list[float]], int]:
+    """Milliseconds per single-image call, each model in turn and preprocessing alone; with the
+    number of calls on which the Keras and ONNX models gave the same character."""
     from handwritten.images import preprocess
 
     # Preprocessing alone (decode, find the ink, frame it in 28x28) shows how much of a call is the model.
@@ -103,14 +94,21 @@ def main() -> int:
         preprocess(path, framing)
         latency["preprocess"].append((time.perf_counter() - t0) * 1000)
         agree += answers["keras"] == answers["onnx"]
+    return latency, agree
 
-    x = images[:batch_images]
+
+def _throughputs(recognizers: dict, x, batch_size: int, reps: int) -> dict[str, list[float]]:
+    """Images per second of each model over ``reps`` repetitions, the models in turn."""
     throughput = {k: [] for k in recognizers}
     for _ in range(reps):
         for kind, r in recognizers.items():
-            throughput[kind].append(_throughput(r, x, args.batch_size))
+            throughput[kind].append(_throughput(r, x, batch_size))
+    return throughput
 
-    stats = {
+
+def _summary(latency: dict, throughput: dict) -> dict:
+    """p50 and p99 latency and median throughput, by model (and preprocessing, which has no throughput)."""
+    return {
         kind: {
             "p50_ms": common.percentile(latency[kind], 50),
             "p99_ms": common.percentile(latency[kind], 99),
@@ -118,19 +116,47 @@ def main() -> int:
         }
         for kind in latency
     }
+
+
+def _figures(stats: dict, batch_size: int) -> list[dict]:
+    """The rows of BENCHMARKS.md: the ONNX model against the targets, the Keras model beside it."""
     onnx, keras_, pre = stats["onnx"], stats["keras"], stats["preprocess"]
-    figures = [
+    return [
         common.figure("Inference, model_2 in onnxruntime: latency p50, PNG file to character", onnx["p50_ms"], "ms",
                       target=f"< {P50_TARGET_MS:g} ms", met=onnx["p50_ms"] < P50_TARGET_MS,
                       note=f"p99 {onnx['p99_ms']:.2f} ms; of which preprocessing the PNG p50 {pre['p50_ms']:.2f} ms; "
                            f"Keras p50 {keras_['p50_ms']:.2f} ms, p99 {keras_['p99_ms']:.2f} ms"),
         common.figure("Inference, model_2 in onnxruntime: batch throughput", onnx["images_per_second"], "images/s",
                       target=f">= {THROUGHPUT_TARGET:,}", met=onnx["images_per_second"] >= THROUGHPUT_TARGET,
-                      note=f"Keras {keras_['images_per_second']:,.0f} images/s; batches of {args.batch_size}, "
+                      note=f"Keras {keras_['images_per_second']:,.0f} images/s; batches of {batch_size}, "
                            "Recognizer.predict_arrays on 28x28 uint8"),
         common.figure("Inference, model_2 in Keras: latency p50, PNG file to character", keras_["p50_ms"], "ms",
                       note=f"p99 {keras_['p99_ms']:.2f} ms"),
     ]
+
+
+def main() -> int:
+    args = common.parse_args(__doc__.splitlines()[0], _options)
+    started = time.perf_counter()
+    quick = args.quick
+    calls = 100 if quick else 300  # single-image calls per model
+    batch_images = 2_000 if quick else 10_000
+    reps = 3
+
+    model_path, model_note = common.benchmark_model(quick, args.model)
+    onnx_path = common.DATA / "models" / f"{model_path.stem}.onnx"
+    common.handwritten("export", model_path, "--format", "onnx", "--out", onnx_path)
+    data, which = common.training_data()
+    images = _test_images(data, max(batch_images, 200))
+    pngs = _write_pngs(images[:200], common.DATA / "inference-png")
+    x = images[:batch_images]
+
+    recognizers = {"keras": _recognizer(model_path), "onnx": _recognizer(onnx_path)}
+    _warm_up(recognizers, pngs[:10], x, args.batch_size)
+    latency, agree = _latencies(recognizers, pngs, calls)
+    throughput = _throughputs(recognizers, x, args.batch_size, reps)
+    stats = _summary(latency, throughput)
+
     sizes = {"single_image_calls": calls, "png_files": len(pngs), "png_size": [112, 112],
              "batch_images": int(len(x)), "batch_size": args.batch_size, "throughput_repetitions": reps}
     details = {
@@ -142,7 +168,8 @@ def main() -> int:
         "latency_ms": {k: [round(v, 3) for v in vals] for k, vals in latency.items()},
         "throughput_runs": throughput,
     }
-    common.record(NAME, quick=quick, sizes=sizes, figures=figures, details=details, started=started)
+    common.record(NAME, quick=quick, sizes=sizes, figures=_figures(stats, args.batch_size), details=details,
+                  started=started)
     return 0
 
 

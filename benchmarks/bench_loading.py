@@ -110,39 +110,30 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:.2f} GB"
 
 
-def main() -> int:
-    args = common.parse_args(__doc__.splitlines()[0], lambda p: p.add_argument(
-        "--batch-size", type=int, default=256, help="images per batch when reading ours (default: %(default)s)"))
-    if args.worker is not None:
-        common.worker_output(work(args.worker))
-        return 0
-    started = time.perf_counter()
-    scale = 0.1 if args.quick else 1.0
-    reps = 2  # each way twice, interleaved; the full run's time goes mostly to model_1's budgets
-    gz_folder = common.byclass_like(scale, gz=True)
-    plain_folder = gz_folder.parent / "plain"
+def _interleaved_runs(plain_folder: Path, gz_folder: Path, batch_size: int, reps: int) -> dict[str, list[dict]]:
+    """Each way ``reps`` times, each run in a fresh process, the ways interleaved; the runs by way."""
     # A cache of our own, emptied before each first .gz load.
     cache = common.DATA / "cache-loading"
     env = {"HANDWRITTEN_CACHE": str(cache)}
-    for folder in (plain_folder, gz_folder):
-        _warm_page_cache(folder)
-
     runs: dict[str, list[dict]] = {k: [] for k in
                                    ("plain-ours", "plain-usual", "plain-floor",
                                     "gz-ours-first", "gz-ours-cached", "gz-usual", "gz-floor")}
     script = Path(__file__)
     for rep in range(reps):
         for kind in ("ours", "usual", "floor"):
-            runs[f"plain-{kind}"].append(common.run_worker(script, [kind, plain_folder, args.batch_size], env=env))
+            runs[f"plain-{kind}"].append(common.run_worker(script, [kind, plain_folder, batch_size], env=env))
         shutil.rmtree(cache, ignore_errors=True)
-        runs["gz-ours-first"].append(common.run_worker(script, ["ours", gz_folder, args.batch_size], env=env))
-        runs["gz-ours-cached"].append(common.run_worker(script, ["ours", gz_folder, args.batch_size], env=env))
+        runs["gz-ours-first"].append(common.run_worker(script, ["ours", gz_folder, batch_size], env=env))
+        runs["gz-ours-cached"].append(common.run_worker(script, ["ours", gz_folder, batch_size], env=env))
         for kind in ("usual", "floor"):
-            runs[f"gz-{kind}"].append(common.run_worker(script, [kind, gz_folder, args.batch_size], env=env))
+            runs[f"gz-{kind}"].append(common.run_worker(script, [kind, gz_folder, batch_size], env=env))
         print(f"loading: repetition {rep + 1}/{reps} done", file=sys.stderr, flush=True)
     shutil.rmtree(cache, ignore_errors=True)
-    s = {k: _summary(v) for k, v in runs.items()}
+    return runs
 
+
+def _figures(s: dict[str, dict]) -> list[dict]:
+    """Ours against the usual way (peak memory) and the floor (time), for plain files and for .gz."""
     def ratio(a, b, what):
         return s[a][what] / s[b][what]
 
@@ -162,17 +153,41 @@ def main() -> int:
         figures.append(common.figure(
             f"Loading, {label}: time, ours / floor", t, "x",
             target=f"<= {TIME_TARGET}", met=t <= TIME_TARGET, note=absolute(ours, f"{fmt}-floor")))
+    return figures
+
+
+def _sizes(scale: float, plain_folder: Path, gz_folder: Path, batch_size: int, reps: int) -> dict:
+    """How much was loaded: images, bytes on disk plain and gzipped, batch size and repetitions."""
     files = common.idx_files(plain_folder)
     gz_files = common.idx_files(gz_folder)
-    sizes = {
+    return {
         "scale_of_byclass": scale,
         "train_images": int(round(common.BYCLASS_TRAIN * scale)),
         "test_images": int(round(common.BYCLASS_TEST * scale)),
         "plain_bytes": sum(p.stat().st_size for p in files.values()),
         "gz_bytes": sum(p.stat().st_size for p in gz_files.values()),
-        "batch_size": args.batch_size,
+        "batch_size": batch_size,
         "repetitions": reps,
     }
+
+
+def main() -> int:
+    args = common.parse_args(__doc__.splitlines()[0], lambda p: p.add_argument(
+        "--batch-size", type=int, default=256, help="images per batch when reading ours (default: %(default)s)"))
+    if args.worker is not None:
+        common.worker_output(work(args.worker))
+        return 0
+    started = time.perf_counter()
+    scale = 0.1 if args.quick else 1.0
+    reps = 2  # each way twice, interleaved; the full run's time goes mostly to model_1's budgets
+    gz_folder = common.byclass_like(scale, gz=True)
+    plain_folder = gz_folder.parent / "plain"
+    for folder in (plain_folder, gz_folder):
+        _warm_page_cache(folder)
+
+    runs = _interleaved_runs(plain_folder, gz_folder, args.batch_size, reps)
+    s = {k: _summary(v) for k, v in runs.items()}
+    sizes = _sizes(scale, plain_folder, gz_folder, args.batch_size, reps)
     details = {
         "data": "generated: blurred random pen strokes, EMNIST byclass file names and sizes; "
                 f"gzip keeps {sizes['gz_bytes'] / sizes['plain_bytes']:.0%} of the bytes",
@@ -180,7 +195,7 @@ def main() -> int:
         "summary": {k: {"seconds": v["seconds"], "peak_bytes": v["peak_bytes"]} for k, v in s.items()},
         "runs": runs,
     }
-    common.record(NAME, quick=args.quick, sizes=sizes, figures=figures, details=details, started=started)
+    common.record(NAME, quick=args.quick, sizes=sizes, figures=_figures(s), details=details, started=started)
     return 0
 
 

@@ -46,6 +46,66 @@ def sample_model(quick: bool, given: str | None) -> tuple[Path, Path, str]:
     return folder, path, f"model_2 trained on the offline synthetic sample with {how}"
 
 
+def _negatives(recognizer, count: int) -> tuple[list, Counter, Counter]:
+    """``count`` generated non-characters read by the model: the images with their kinds, and the
+    rejections counted by kind and by reason."""
+    from handwritten.negatives import generate
+
+    items = generate(count=count, seed=0)
+    answers = recognizer.predict([image for _, image in items], top=3)
+    rejected = Counter(kind for (kind, _), a in zip(items, answers) if a.get("character") is None)
+    reasons = Counter(a["reason"] for a in answers if a.get("character") is None)
+    return items, rejected, reasons
+
+
+def _real_characters(recognizer, folder: Path) -> dict | None:
+    """The single real characters in ``folder`` read by the model: how many were rejected (by kind
+    and reason), marked unsure or failed, and how many of those kept were right; None without labels."""
+    labels_file = folder / "labels.json"
+    if not labels_file.exists():
+        return None
+    labels = {k: v for k, v in json.loads(labels_file.read_text()).items() if (folder / "single" / k).exists()}
+    names = sorted(labels)
+    answers = recognizer.predict([str(folder / "single" / n) for n in names], top=3)
+    kinds = Counter(labels[n]["kind"] for n in names)
+    dropped = Counter(labels[n]["kind"] for n, a in zip(names, answers) if a.get("character") is None)
+
+    def right(n, a):
+        want, got = labels[n]["label"], a.get("character")
+        return got is not None and (got == want or (not labels[n]["case_sensitive"] and got.lower() == want.lower()))
+
+    kept = [(n, a) for n, a in zip(names, answers) if a.get("character") is not None]
+    return {
+        "images": len(names), "rejected": sum(dropped.values()), "share_rejected": sum(dropped.values()) / len(names),
+        "by_kind": {k: {"images": kinds[k], "rejected": dropped[k]} for k in sorted(kinds)},
+        "unsure": sum(bool(a.get("unsure")) for a in answers), "errors": sum("error" in a for a in answers),
+        "accuracy_of_kept": sum(right(n, a) for n, a in kept) / max(len(kept), 1),
+        "reasons": dict(Counter(a["reason"] for a in answers if a.get("character") is None)),
+    }
+
+
+def _figures(items: list, rejected: Counter, count: int, real: dict | None, real_folder: Path,
+             summary: dict) -> list[dict]:
+    """The rows of BENCHMARKS.md: non-characters rejected, real characters rejected, calibration error."""
+    negatives_share = sum(rejected.values()) / len(items)
+    return [
+        common.figure("Non-characters answered 'not a character'", 100 * negatives_share, "%",
+                      target=f">= {NEGATIVES_REJECTED:.0%}", met=negatives_share >= NEGATIVES_REJECTED,
+                      note=f"{sum(rejected.values())} of {len(items)} generated images; " +
+                      ", ".join(f"{k} {rejected[k]}/{count // 8}" for k in sorted(set(k for k, _ in items)))),
+        common.figure("Real handwritten characters rejected", None if real is None else 100 * real["share_rejected"],
+                      "%", target=f"<= {REAL_REJECTED:.0%}",
+                      met=None if real is None else real["share_rejected"] <= REAL_REJECTED,
+                      note=(f"{real['rejected']} of {real['images']} single characters in {real_folder.name}/; "
+                            f"{real['unsure']} marked unsure" if real else f"{real_folder / 'labels.json'} not found")),
+        common.figure("Calibration error on the sample's test part, with the temperature",
+                      summary["calibration_error"], "",
+                      note=f"{summary['calibration_error_uncalibrated']:.4f} without it; temperature "
+                           f"{summary['temperature']:.3f} fitted on the validation split; {summary['images']} images, "
+                           "expected calibration error with 15 bins"),
+    ]
+
+
 def main() -> int:
     args = common.parse_args(__doc__.splitlines()[0], lambda p: (
         p.add_argument("--real", type=Path, default=REAL,
@@ -55,56 +115,13 @@ def main() -> int:
     started = time.perf_counter()
     data, model_path, model_note = sample_model(args.quick, args.model)
     from handwritten.evaluate import evaluate
-    from handwritten.negatives import generate
     from handwritten.predict import Recognizer
 
     recognizer = Recognizer(model_path)
     count = NEGATIVES // 2 if args.quick else NEGATIVES
-    items = generate(count=count, seed=0)
-    answers = recognizer.predict([image for _, image in items], top=3)
-    rejected = Counter(kind for (kind, _), a in zip(items, answers) if a.get("character") is None)
-    reasons = Counter(a["reason"] for a in answers if a.get("character") is None)
-    negatives_share = sum(rejected.values()) / len(items)
-
-    labels_file = args.real / "labels.json"
-    real = None
-    if labels_file.exists():
-        labels = {k: v for k, v in json.loads(labels_file.read_text()).items() if (args.real / "single" / k).exists()}
-        names = sorted(labels)
-        answers = recognizer.predict([str(args.real / "single" / n) for n in names], top=3)
-        kinds = Counter(labels[n]["kind"] for n in names)
-        dropped = Counter(labels[n]["kind"] for n, a in zip(names, answers) if a.get("character") is None)
-
-        def right(n, a):
-            want, got = labels[n]["label"], a.get("character")
-            return got is not None and (got == want or (not labels[n]["case_sensitive"] and got.lower() == want.lower()))
-
-        kept = [(n, a) for n, a in zip(names, answers) if a.get("character") is not None]
-        real = {
-            "images": len(names), "rejected": sum(dropped.values()), "share_rejected": sum(dropped.values()) / len(names),
-            "by_kind": {k: {"images": kinds[k], "rejected": dropped[k]} for k in sorted(kinds)},
-            "unsure": sum(bool(a.get("unsure")) for a in answers), "errors": sum("error" in a for a in answers),
-            "accuracy_of_kept": sum(right(n, a) for n, a in kept) / max(len(kept), 1),
-            "reasons": dict(Counter(a["reason"] for a in answers if a.get("character") is None)),
-        }
-
+    items, rejected, reasons = _negatives(recognizer, count)
+    real = _real_characters(recognizer, args.real)
     summary, _ = evaluate(recognizer, data)
-    figures = [
-        common.figure("Non-characters answered 'not a character'", 100 * negatives_share, "%",
-                      target=f">= {NEGATIVES_REJECTED:.0%}", met=negatives_share >= NEGATIVES_REJECTED,
-                      note=f"{sum(rejected.values())} of {len(items)} generated images; " +
-                      ", ".join(f"{k} {rejected[k]}/{count // 8}" for k in sorted(set(k for k, _ in items)))),
-        common.figure("Real handwritten characters rejected", None if real is None else 100 * real["share_rejected"],
-                      "%", target=f"<= {REAL_REJECTED:.0%}",
-                      met=None if real is None else real["share_rejected"] <= REAL_REJECTED,
-                      note=(f"{real['rejected']} of {real['images']} single characters in {args.real.name}/; "
-                            f"{real['unsure']} marked unsure" if real else f"{labels_file} not found")),
-        common.figure("Calibration error on the sample's test part, with the temperature",
-                      summary["calibration_error"], "",
-                      note=f"{summary['calibration_error_uncalibrated']:.4f} without it; temperature "
-                           f"{summary['temperature']:.3f} fitted on the validation split; {summary['images']} images, "
-                           "expected calibration error with 15 bins"),
-    ]
     sizes = {"negatives": len(items), "real": real["images"] if real else 0, "test_images": summary["images"]}
     details = {
         "data": "the offline synthetic sample (not EMNIST); generated non-characters; real single characters",
@@ -115,6 +132,7 @@ def main() -> int:
                       "reasons": dict(reasons)},
         "real": real,
     }
+    figures = _figures(items, rejected, count, real, args.real, summary)
     common.record(NAME, quick=args.quick, sizes=sizes, figures=figures, details=details, started=started)
     return 0
 

@@ -60,12 +60,14 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
 
 
-def run_load(url: str, requests: int, concurrency: int, time_limit: float, endpoint: str = "/api/predict",
-             keep_latencies: bool = False) -> dict:
-    """Send ``requests`` POSTs with ``concurrency`` clients; the figures as a dict (with every latency in s if asked)."""
-    parts = urlsplit(url)
-    host, port = parts.hostname, parts.port or 80
-    bodies = drawings()
+def _send(host: str, port: int, endpoint: str, bodies: list[bytes], requests: int, concurrency: int,
+          time_limit: float) -> tuple[dict, list[float], float]:
+    """POST up to ``requests`` bodies in turn from ``concurrency`` threads, each on its own keep-alive
+    connection, until all are sent or ``time_limit`` s have passed.
+
+    Returns the tally (errors, answers by HTTP status, the first few error messages), the
+    latency of every answered request in s, and the seconds it took.
+    """
     lock = threading.Lock()
     state = {"next": 0, "errors": 0, "statuses": {}, "samples": []}
     latencies: list[float] = []
@@ -106,13 +108,27 @@ def run_load(url: str, requests: int, concurrency: int, time_limit: float, endpo
                 fail(f"HTTP {response.status}: {data[:200].decode(errors='replace')}")
         conn.close()
 
+    return state, latencies, _run_clients(client, concurrency)
+
+
+def _run_clients(client, concurrency: int) -> float:
+    """Run ``client`` in ``concurrency`` threads at once; the seconds until the last one is done."""
     threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    seconds = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def run_load(url: str, requests: int, concurrency: int, time_limit: float, endpoint: str = "/api/predict",
+             keep_latencies: bool = False) -> dict:
+    """Send ``requests`` POSTs with ``concurrency`` clients; the figures as a dict (with every latency in s if asked)."""
+    parts = urlsplit(url)
+    bodies = drawings()
+    state, latencies, seconds = _send(parts.hostname, parts.port or 80, endpoint, bodies, requests, concurrency,
+                                      time_limit)
     latencies.sort()
     done = len(latencies)
     return {
