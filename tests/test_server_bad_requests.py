@@ -103,6 +103,16 @@ def test_bad_query(client, query, word):
     assert_error(client.post(f"/api/predict?{query}", content=encode(draw("A"))), 422, "top", word)
 
 
+@pytest.mark.parametrize("path", ["/api/predict", "/api/predict/line"])
+@pytest.mark.parametrize("query,words", [("line=1", ["unknown query parameter 'line'", "takes: top, charset"]),
+                                         ("top=2&Charset=digits", ["'Charset'"]),
+                                         ("charset=digits&charset=upper", ["'charset' given 2 times"]),
+                                         ("top=1&top=3", ["'top' given 2 times"])])
+def test_unknown_or_repeated_query_parameters_are_refused_not_ignored(client, path, query, words):
+    """Dropped in silence, ?line=1 on /api/predict would read one character as if asked to."""
+    assert_error(client.post(f"{path}?{query}", content=encode(draw("A"))), 422, *words)
+
+
 def test_blank_image_is_answered_not_a_character(client):
     r = client.post("/api/predict", content=encode(Image.new("L", (50, 50), 255)))
     assert r.status_code == 200, r.text

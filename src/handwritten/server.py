@@ -30,7 +30,7 @@ from handwritten.api_schemas import image_body_doc, schemas
 from handwritten.errors import HandwrittenError
 from handwritten.guards import LOOPBACK_HOSTS, HeaderLimit, HostCheck
 from handwritten.uploads import (  # noqa: F401 (frame_upload, open_image: for callers)
-    READ_TIMEOUT_S, RequestError, examine_upload, frame_upload, open_image, read_line_upload, read_upload,
+    READ_TIMEOUT_S, RequestError, examine_upload, frame_upload, open_image, query_names, read_line_upload, read_upload,
 )
 from handwritten.workers import Busy, ImageWorkers, ModelWorker
 
@@ -201,7 +201,7 @@ def add_image_routes(app, served: Served) -> None:
     """``POST /api/predict`` and ``POST /api/predict/line``."""
     from typing import Annotated
 
-    from fastapi import Query, Request
+    from fastapi import Depends, Query, Request
     from fastapi.responses import Response
 
     _, _, Prediction, _, LineReading, _, _ = schemas()
@@ -212,13 +212,17 @@ def add_image_routes(app, served: Served) -> None:
                    "letters, alnum, or the characters themselves (e.g. 0123456789ABCDEF); every class when absent")
     Charset = Annotated[str | None, Query(max_length=200, description=charset_doc)]
 
-    @app.post("/api/predict", response_model=Prediction, responses=errors, openapi_extra=image_body_doc())
+    known = [Depends(query_names("top", "charset"))]
+
+    @app.post("/api/predict", response_model=Prediction, responses=errors, openapi_extra=image_body_doc(),
+              dependencies=known)
     async def predict(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(5, classes),
                       charset: Charset = None):
         """Recognise the one character in an image, or say why it holds none (``character`` null)."""
         return Response(await served.predict(request, top, charset), media_type="application/json")
 
-    @app.post("/api/predict/line", response_model=LineReading, responses=errors, openapi_extra=image_body_doc())
+    @app.post("/api/predict/line", response_model=LineReading, responses=errors, openapi_extra=image_body_doc(),
+              dependencies=known)
     async def predict_line(request: Request, top: Annotated[int, Query(ge=1, le=classes, description=top_doc)] = min(3, classes),
                            charset: Charset = None):
         """Read a line of characters written left to right."""

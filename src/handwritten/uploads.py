@@ -24,6 +24,28 @@ class RequestError(HandwrittenError):
         self.status = status
 
 
+def query_names(*names: str):
+    """A FastAPI dependency that refuses query parameters other than ``names``, and any given twice.
+
+    Unknown ones are otherwise dropped in silence (``/api/predict?line=1`` would read one
+    character and say nothing), and a repeated one would take its last value.
+    """
+    from starlette.requests import Request
+
+    def check(request: Request) -> None:
+        params = request.query_params
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            takes = ", ".join(names) if names else "none"
+            raise RequestError(422, f"unknown query parameter {', '.join(map(repr, unknown))}; "
+                                    f"{request.url.path} takes: {takes}")
+        for name in sorted(set(params)):
+            if len(params.getlist(name)) > 1:
+                raise RequestError(422, f"query parameter {name!r} given {len(params.getlist(name))} times; give it once")
+
+    return check
+
+
 def open_image(data: bytes, max_pixels: int):
     """Decode an uploaded image fully, refusing non-images, truncated files and oversized ones."""
     image = _open_header(data, max_pixels)
