@@ -155,6 +155,8 @@ def test_finetune_refuses_data_with_other_classes(tmp_path, trained_model, capsy
     (["train", "--out", "model.txt"], "model.txt: a model file must end in .h5 or .keras"),
     (["train", "--out", "no/such/folder/m.keras"], "does not exist"),
     (["finetune", "--model", "missing.h5", "--out", "m.keras"], "missing.h5: model file not found"),
+    (["finetune", "--model", "exported.onnx", "--out", "m.keras"], "exported.onnx: an ONNX model cannot be trained further"),
+    (["train", "--out", "m.ONNX"], "m.ONNX: an ONNX model cannot be written by training"),
     (["train", "--resume", "--out", "fresh.keras"], "no checkpoint to resume from"),
 ])
 def test_cli_errors_name_the_input_without_a_traceback(tmp_path, monkeypatch, capsys, args, message):

@@ -48,6 +48,10 @@ def check_model_path(path: str | os.PathLike, *, for_writing: bool = False) -> P
     if not os.fspath(path).strip():
         raise HandwrittenError(f"{os.fspath(path)!r} {EMPTY}: give a model file (.keras or .h5)")
     path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        doing = "written by training" if for_writing else "trained further or exported"
+        raise HandwrittenError(f"{path}: an ONNX model cannot be {doing} (only predict and serve run one); "
+                               f"use the .keras or .h5 file it was exported from")
     if path.suffix not in FORMATS:
         raise HandwrittenError(f"{path}: a model file must end in {' or '.join(FORMATS)}, not {path.suffix or 'nothing'!r}")
     if for_writing:
