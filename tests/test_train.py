@@ -294,3 +294,12 @@ def test_the_cli_keeps_tensorflows_start_up_lines_off_the_terminal(tmp_path, sam
     noise = [line for line in done.stderr.splitlines()
              if re.match(r"[IWE]\d{4} \d\d:\d\d:", line) or "absl::InitializeLog" in line]
     assert noise == []
+
+
+def test_version_is_the_installed_packages(capsys):
+    import importlib.metadata
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out == f"handwritten {importlib.metadata.version('handwritten')}\n"

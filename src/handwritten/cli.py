@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 
+from handwritten import __version__
 from handwritten.errors import HandwrittenError
 
 COMMANDS = [
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="handwritten",
         description="Train Keras networks on EMNIST and read handwritten characters in your own images.",
     )
+    parser.add_argument("--version", action="version", version=f"handwritten {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         try:
