@@ -91,6 +91,21 @@ def test_cli_charset_on_a_line(trained_model, tmp_path, capsys):
     assert capsys.readouterr().out.startswith(f"{line}: ")
 
 
+def test_cli_prints_each_row_of_a_page_under_the_first(trained_model, tmp_path, capsys):
+    from test_images import compose_line, draw_char
+
+    top, bottom = (compose_line([draw_char(c, 120, pen=3) for c in word]) for word in ("1O7", "42"))
+    page = np.full((top.shape[0] + bottom.shape[0] + 30, top.shape[1]), 255, np.uint8)
+    page[:top.shape[0]], page[-bottom.shape[0]:, :bottom.shape[1]] = top, bottom
+    path = tmp_path / "page.png"
+    Image.fromarray(page).save(path)
+    assert main(["predict", str(trained_model), str(path), "--line", "--charset", "digits"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{path}: ") and len(out[0]) == len(f"{path}: ") + 3 and out[0][-3:].isdigit()
+    assert out[1] == " " * len(f"{path}: ") + out[1].strip() and len(out[1].strip()) == 2 and out[1].strip().isdigit()
+    assert len(out) == 2 + 5  # the two rows, then one line per character
+
+
 @pytest.mark.parametrize("spec, message", [("digit", "unknown charset 'digit'"), ("12+", "no class for '+'"),
                                            ("", "is empty")])
 def test_cli_bad_charset_is_one_error_and_exit_2(trained_model, tmp_path, capsys, spec, message):

@@ -297,6 +297,33 @@ def test_a_dot_off_to_the_side_of_a_slanted_stem_joins_it_and_small_letters_stay
     assert boxes[2][0] >= 139 and boxes[2][2] <= 186 and boxes[3][0] >= 299
 
 
+def test_two_lines_of_writing_are_read_row_by_row():
+    top = compose_line([draw_char(c, 120, pen=2) for c in "Hij"] + [None] + [draw_char(c, 120, pen=2) for c in "42"])
+    bottom = compose_line([draw_char(c, 120, pen=2) for c in "7AB"])
+    page = np.full((top.shape[0] + bottom.shape[0] + 40, top.shape[1]), 255, np.uint8)
+    page[:top.shape[0]] = top
+    page[top.shape[0] + 40:, :bottom.shape[1]] = bottom
+    ink, parts = images.segment_line(page, name="two-lines.png")
+    # Stacked, the rows' characters overlap side to side: read as one line they were merged in pairs.
+    assert [p["row"] for p in parts] == [0] * 5 + [1] * 3
+    assert [p["space_before"] for p in parts] == [False, False, False, True, False] + [False] * 3
+    assert all(p["box"][3] <= top.shape[0] for p in parts[:5]) and all(p["box"][1] >= top.shape[0] for p in parts[5:])
+    for row in (parts[:5], parts[5:]):
+        assert [p["box"][0] for p in row] == sorted(p["box"][0] for p in row)
+
+
+def test_rows_are_marks_overlapping_in_height_through_a_chain_and_dots_join_the_nearest_row():
+    from handwritten.marks import text_rows
+
+    # A sloped line: each mark overlaps its neighbours in height, the first and the last do not.
+    sloped = [[60 * i, 100 - 12 * i, 60 * i + 40, 160 - 12 * i] for i in range(10)]
+    assert text_rows(sloped) == [list(range(10))]
+    # Two lines, a dot above the second's stem and a comma below the first one.
+    boxes = [[0, 0, 40, 60], [50, 0, 90, 60], [0, 100, 40, 160], [50, 100, 90, 160], [55, 86, 62, 93], [95, 62, 99, 70]]
+    assert text_rows(boxes) == [[0, 1, 5], [2, 3, 4]]
+    assert text_rows([[0, 0, 10, 10]]) == [[0]]
+
+
 def test_blank_line_is_an_error():
     with pytest.raises(HandwrittenError, match="no ink"):
         images.segment_line(np.full((100, 400), 240, np.uint8), name="empty-line.png")

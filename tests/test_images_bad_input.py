@@ -88,8 +88,9 @@ def test_a_sheet_of_dots_is_refused_at_once_as_too_many_marks():
     start = time.monotonic()
     ink, parts = images.segment_line(dot_grid(22), name="dots.png")  # 484 marks, under the cap: took 4 s
     assert time.monotonic() - start < 2
-    assert len(parts) == 22  # a column of dots overlaps itself: one character each
-    assert [p["box"][0] for p in parts] == [10 + 10 * k for k in range(22)]
+    assert len(parts) == 22 * 22  # 22 rows of writing, each of 22 dots
+    assert [p["row"] for p in parts] == [r for r in range(22) for _ in range(22)]
+    assert [p["box"][0] for p in parts] == [10 + 10 * k for k in range(22)] * 22
     assert sum(int(p["mask"].sum()) for p in parts) == int((ink > 0.5).sum())
 
 

@@ -165,6 +165,20 @@ def test_predict_charset_keeps_to_it_and_renormalises(client):
     assert body["character"] in "AL" and len(body["top"]) == 2
 
 
+def test_predict_line_reads_two_lines_of_writing_row_by_row(client, recognizer):
+    top, bottom = draw("17LA"), draw("AL1")
+    image = Image.new("L", (top.width, top.height + bottom.height), 255)
+    image.paste(top, (0, 0))
+    image.paste(bottom, (0, top.height))
+    body = client.post("/api/predict/line", content=encode(image)).json()
+    assert [c["row"] for c in body["characters"]] == [0] * 4 + [1] * 3
+    rows = body["text"].split("\n")
+    assert [len(r) for r in rows] == [4, 3]
+    assert body["text"] == recognizer.read_line(image)["text"]
+    assert all(c["box"][3] <= top.height for c in body["characters"][:4])
+    assert all(c["box"][1] >= top.height for c in body["characters"][4:])
+
+
 def test_predict_line_charset(client, recognizer):
     image = draw("17LA")
     body = client.post("/api/predict/line?charset=digits", content=encode(image)).json()

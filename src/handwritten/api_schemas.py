@@ -34,10 +34,12 @@ def schemas():
         unsure: bool = Field(description="probability below the server's minimum confidence")
         box: list[int] = Field(description="[x0, y0, x1, y1] in the uploaded image's pixels")
         space_before: bool = Field(False, description="a gap much wider than the others comes before it")
+        row: int = Field(0, description="the row of writing it is in, 0 for the top one")
         top: list[Candidate]
 
     class LineReading(BaseModel):
-        text: str = Field(description="the characters read, with a space where a gap is much wider than the others")
+        text: str = Field(description="the characters read, with a space where a gap is much wider than the others "
+                          "and a line break between rows of writing")
         characters: list[LineCharacter]
 
     class ModelInfo(BaseModel, extra="allow"):

@@ -184,7 +184,7 @@ def find_line(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
         ``(ink, groups, characters)``: the normalised ink image; ``groups``, the same size,
         numbering each pixel with its character (1 for the leftmost, 0 for none), so the mask of
         character ``k`` is ``groups == k + 1`` and is made only when it is needed; per character,
-        ``box`` [x0, y0, x1, y1] in the input image's pixels and ``space_before``.
+        row by row, ``box`` [x0, y0, x1, y1] in the input image's pixels, ``row`` and ``space_before``.
 
     Raises:
         HandwrittenError: naming the image, when it cannot be read, holds no ink, or holds more

@@ -23,20 +23,24 @@ CLOSE = 0.25
 MIN_CHARACTERS = 3
 
 
-def candidates(boxes: list[list[int]]) -> np.ndarray:
+def candidates(boxes: list[list[int]], rows: list[int] | None = None) -> np.ndarray:
     """Indices ``i`` whose characters ``i`` and ``i + 1`` are closer than ``CLOSE`` of the line's typical gap.
 
     The typical gap is the median of the gaps between neighbours, overlaps counted as 0; a line
     written without gaps (joined-up writing) has none to compare with and gives no candidates.
+    With ``rows`` (each character's row of writing), only neighbours in the same row count.
     """
     if len(boxes) < MIN_CHARACTERS:
         return np.zeros(0, np.int64)
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     gaps = b[1:, 0] - b[:-1, 2]
-    typical = float(np.median(np.clip(gaps, 0, None)))
+    same_row = np.ones(len(gaps), bool) if rows is None else np.diff(np.asarray(rows)) == 0
+    if not same_row.any():
+        return np.zeros(0, np.int64)
+    typical = float(np.median(np.clip(gaps[same_row], 0, None)))
     if typical <= 0:
         return np.zeros(0, np.int64)
-    return np.flatnonzero(gaps < CLOSE * typical)
+    return np.flatnonzero((gaps < CLOSE * typical) & same_row)
 
 
 def choose(candidate: np.ndarray, apart: np.ndarray, whole: np.ndarray) -> list[int]:

@@ -22,6 +22,10 @@ MAX_MARKS = 500
 # both ways is no character of its own (an i's or j's dot off to the side of a slanted stem, a
 # flick of the pen): it joins the nearest larger mark within DOT_REACH of that height.
 DOT_SIZE, DOT_REACH = 0.35, 0.5
+# Marks whose heights overlap, directly or through others, are one row of writing; a band of
+# them lower than ROW_HEIGHT of the marks' median height (dots, accents, a comma or a flick
+# above or below the writing) is not a row of its own and joins the nearest row.
+ROW_HEIGHT = 0.5
 
 
 def components(mask: np.ndarray, min_size: int = 1) -> tuple[np.ndarray, list[dict]]:
@@ -179,13 +183,42 @@ def _attach_dots(groups: list[list[dict]], boxes: list[list[int]]) -> list[list[
     return [g for k, g in enumerate(merged) if k not in into]
 
 
+def text_rows(boxes: list[list[int]]) -> list[list[int]]:
+    """Indices of ``boxes`` by row of writing, top to bottom, each row in the given order.
+
+    Marks whose vertical extents overlap, directly or through a chain of others, are one row: a
+    sloped line is one as long as neighbours overlap, and two lines of writing are two as long
+    as no mark of one reaches into the other. A band too low to be writing (``ROW_HEIGHT``)
+    joins the row nearest to it.
+    """
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    bands: list[list] = []  # [top, bottom, indices], sweeping down by the marks' tops
+    for k in np.argsort(b[:, 1], kind="stable"):
+        if bands and b[k, 1] < bands[-1][1]:
+            bands[-1][1] = max(bands[-1][1], b[k, 3])
+            bands[-1][2].append(int(k))
+        else:
+            bands.append([b[k, 1], b[k, 3], [int(k)]])
+    typical = float(np.median(b[:, 3] - b[:, 1])) if len(b) else 0.0
+    rows = [band for band in bands if band[1] - band[0] >= ROW_HEIGHT * typical]
+    if len(rows) <= 1:
+        return [list(range(len(b)))]
+    for band in bands:
+        if band[1] - band[0] < ROW_HEIGHT * typical:
+            nearest = min(rows, key=lambda r: max(r[0] - band[1], band[0] - r[1], 0))
+            nearest[2].extend(band[2])
+    return [sorted(row[2]) for row in rows]
+
+
 def line_characters(labels: np.ndarray, comps: list[dict], label: str = "image") -> tuple[np.ndarray, list[dict]]:
-    """The characters of a line: parts grouped where they overlap horizontally; specks and edges dropped.
+    """The characters of each row of writing: parts grouped where they overlap horizontally; specks
+    and edges dropped.
 
     Returns:
         ``(groups, characters)``: ``groups`` numbers each pixel with its character, 1 for the
-        leftmost, 0 outside all of them; per character, left to right, ``box`` [x0, y0, x1, y1]
-        and ``space_before`` (a gap much wider than the typical gap comes before it).
+        first, 0 outside all of them; per character, row by row (see :func:`text_rows`) and left
+        to right, ``box`` [x0, y0, x1, y1], ``row`` (0 for the top one) and ``space_before`` (a
+        gap much wider than the row's typical gap comes before it).
 
     Raises:
         HandwrittenError: more than ``MAX_MARKS`` parts; ``NoInk`` (one of them) when there is no ink.
@@ -200,6 +233,18 @@ def line_characters(labels: np.ndarray, comps: list[dict], label: str = "image")
     if len(comps) > MAX_MARKS:
         raise _too_many(label, "a line", len(comps))
 
+    number = np.zeros(int(labels.max()) + 1, np.int32)
+    characters: list[dict] = []
+    for row, members in enumerate(text_rows([c["box"] for c in comps])):
+        for group, character in zip(*_row_characters([comps[k] for k in members])):
+            characters.append(dict(character, row=row))
+            number[[c["label"] for c in group]] = len(characters)
+    return number[labels], characters
+
+
+def _row_characters(comps: list[dict]) -> tuple[list[list[dict]], list[dict]]:
+    """One row's parts (sorted by x0) grouped into characters, left to right: each one's parts,
+    and its ``box`` and ``space_before``."""
     groups = [[comps[k] for k in g] for g in group_overlapping([c["box"] for c in comps])]
     groups = _attach_dots(groups, [union([c["box"] for c in g]) for g in groups])
     boxes = [union([c["box"] for c in g]) for g in groups]
@@ -209,11 +254,7 @@ def line_characters(labels: np.ndarray, comps: list[dict], label: str = "image")
     height = float(np.median([b[3] - b[1] for b in boxes]))
     typical_gap = float(np.median(np.clip(gaps, 0, None))) if gaps else 0.0
     wide = max(2.5 * typical_gap, typical_gap + 0.5 * height)
-    number = np.zeros(int(labels.max()) + 1, np.int32)
-    for k, g in enumerate(groups, start=1):
-        number[[c["label"] for c in g]] = k
-    characters = [{"box": b, "space_before": bool(i > 0 and gaps[i - 1] > wide)} for i, b in enumerate(boxes)]
-    return number[labels], characters
+    return groups, [{"box": b, "space_before": bool(i > 0 and gaps[i - 1] > wide)} for i, b in enumerate(boxes)]
 
 
 def segment_line(source, name: str | None = None, max_pixels: int | None = None) -> tuple[np.ndarray, list[dict]]:
@@ -226,9 +267,9 @@ def segment_line(source, name: str | None = None, max_pixels: int | None = None)
     previous one is much wider than the typical gap.
 
     Returns:
-        ``(ink, characters)``: the normalised ink image and, left to right, per character a dict
-        with ``mask`` (bool, the size of ``ink``), ``box`` [x0, y0, x1, y1] in the input
-        image's pixels, and ``space_before`` (bool).
+        ``(ink, characters)``: the normalised ink image and, row by row and left to right, per
+        character a dict with ``mask`` (bool, the size of ``ink``), ``box`` [x0, y0, x1, y1] in
+        the input image's pixels, ``row`` (see :func:`text_rows`) and ``space_before`` (bool).
 
     Raises:
         HandwrittenError: naming the image, when it cannot be read, holds no ink, or holds more

@@ -259,10 +259,11 @@ class Recognizer:
                 :mod:`handwritten.context`); probabilities are then the model's weighed by it.
 
         Returns:
-            ``image``, ``text`` (spaces where a gap is much wider than the typical one) and
+            ``image``, ``text`` (spaces where a gap is much wider than the typical one, a line
+            break between rows of writing: an image of several lines is read row by row) and
             ``characters``: per character ``character``, ``probability``, ``top``, ``unsure``
             (calibrated probability below ``min_confidence``), ``box`` [x0, y0, x1, y1] in the
-            image's pixels, ``space_before`` and ``input``.
+            image's pixels, ``space_before``, ``row`` (0 for the top one) and ``input``.
 
         Raises:
             HandwrittenError: a bad charset, or the image cannot be read, holds no ink, or holds
@@ -275,16 +276,21 @@ class Recognizer:
         framed = np.stack([imgs.frame(ink, groups == k, self.framing) for k in range(1, len(parts) + 1)])
         probs = charsets.restrict(self.predict_arrays(framed), allowed)
         groups, parts, framed, probs = self._join_split(ink, groups, parts, framed, probs, allowed)
+        rows = np.array([p.get("row", 0) for p in parts])
         if context:
             from handwritten import context as line_context
 
-            probs = line_context.apply(probs, [p["box"] for p in parts], [p["space_before"] for p in parts], self.mapping)
+            probs = probs.copy()
+            for row in np.unique(rows):  # each row of writing is its own context
+                at = np.flatnonzero(rows == row)
+                probs[at] = line_context.apply(probs[at], [parts[i]["box"] for i in at],
+                                               [parts[i]["space_before"] for i in at], self.mapping)
         characters, text = [], ""
-        for p, x, pr in zip(parts, framed, probs):
+        for i, (p, x, pr) in enumerate(zip(parts, framed, probs)):
             r = self.answer(pr, top, judge=False, allowed=allowed)
-            r.update(box=p["box"], space_before=p["space_before"], input=x)
+            r.update(box=p["box"], space_before=p["space_before"], row=int(rows[i]), input=x)
             characters.append(r)
-            text += (" " if p["space_before"] else "") + r["character"]
+            text += ("\n" if i and rows[i] != rows[i - 1] else " " if p["space_before"] else "") + r["character"]
         return {"image": name, "text": text, "characters": characters}
 
     def _join_split(self, ink, groups, parts, framed, probs, allowed):
@@ -292,7 +298,7 @@ class Recognizer:
 
         See :mod:`handwritten.joining`; the joined character's input and probabilities are the pair's.
         """
-        candidate = joining.candidates([p["box"] for p in parts])
+        candidate = joining.candidates([p["box"] for p in parts], [p.get("row", 0) for p in parts])
         if not len(candidate):
             return groups, parts, framed, probs
         pairs = np.stack([imgs.frame(ink, (groups == i + 1) | (groups == i + 2), self.framing) for i in candidate])

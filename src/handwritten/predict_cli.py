@@ -47,7 +47,8 @@ def run_predict(args) -> int:
             elif "error" in result:
                 print(f"handwritten predict: error: {result['error']}", file=sys.stderr)
             else:
-                print(f"{path}: {result['text']}")
+                rows = result["text"].split("\n")  # an image of several lines: one row of text each
+                print(f"{path}: " + ("\n" + " " * (len(path) + 2)).join(rows))
                 for c in result["characters"]:
                     print(f"  {c['character']} {c['probability']:6.1%}  box {c['box']}" + ("  unsure" if c["unsure"] else ""))
         return 1 if failed else 0

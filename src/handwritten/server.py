@@ -154,6 +154,7 @@ class Served:
                 "probability": float(c["probability"]),
                 "box": [int(v) for v in c["box"]],
                 "space_before": bool(c.get("space_before", False)),
+                "row": int(c.get("row", 0)),
                 "unsure": bool(c["unsure"]),
                 "top": candidates(c["top"][:top]),
             }
