@@ -90,6 +90,30 @@ def test_cli_reports_each_bad_file_and_predicts_the_rest(trained_model, tmp_path
     capsys.readouterr()
 
 
+def test_cli_reads_the_images_of_a_folder_by_name_in_chunks(trained_model, tmp_path, capsys, monkeypatch):
+    import handwritten.predict_cli as predict_cli
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for name, c in [("b.png", "7"), ("a.PNG", "A"), ("c.jpg", "k")]:
+        Image.fromarray(((1 - draw_char(c, 120, pen=4)) * 255).astype(np.uint8)).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "sub.png").mkdir()  # a folder named like an image is not one
+    monkeypatch.setattr(predict_cli, "CHUNK", 2)
+    read = []
+    original = Recognizer.predict
+    monkeypatch.setattr(Recognizer, "predict", lambda self, images, **kw: read.append(len(images)) or original(self, images, **kw))
+    assert main(["predict", str(trained_model), str(folder), "--json"]) == 0
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [a["image"] for a in answers] == [str(folder / n) for n in ("a.PNG", "b.png", "c.jpg")]
+    assert all("character" in a for a in answers) and read == [2, 1]  # read and printed two at a time
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["predict", str(trained_model), str(folder), str(empty)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and f"{empty}: a folder with no image files in it" in err
+
+
 def test_cli_bad_model_and_options(tmp_path, trained_model, capsys):
     assert main(["predict", str(tmp_path / "none.keras"), "x.png"]) == 2
     assert "none.keras: model file not found" in capsys.readouterr().err

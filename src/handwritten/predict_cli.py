@@ -4,10 +4,31 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from handwritten import calibration, paths
 from handwritten.errors import HandwrittenError
+from handwritten.folder_data import EXTENSIONS
 from handwritten.predict import Recognizer
+
+# Images read and printed at a time: the answers of a folder of thousands come as they are read,
+# and what is held at once stays small.
+CHUNK = 256
+
+
+def _images(arguments: list[str]) -> list[str]:
+    """Each IMAGE as given, a folder standing for the image files directly in it, by name."""
+    out = []
+    for argument in arguments:
+        folder = Path(argument)
+        if not folder.is_dir():
+            out.append(argument)
+            continue
+        found = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
+        if not found:
+            raise HandwrittenError(f"{argument}: a folder with no image files in it ({' '.join(sorted(EXTENSIONS))})")
+        out += found
+    return out
 
 
 def _public(result: dict) -> dict:
@@ -33,10 +54,11 @@ def run_predict(args) -> int:
         raise HandwrittenError(f"--top must be at least 1, got {args.top}")
     recognizer = Recognizer(args.model, min_confidence=args.min_confidence)
     recognizer.classes(args.charset)  # a bad charset is one error, not one per image
+    images = _images(args.images)
     failed = 0
     if args.line:
         top = args.top or 3
-        for path in args.images:
+        for path in images:
             try:
                 result = recognizer.read_line(path, top=top, name=path, charset=args.charset, context=args.context)
             except HandwrittenError as exc:
@@ -52,15 +74,16 @@ def run_predict(args) -> int:
                 for c in result["characters"]:
                     print(f"  {c['character']} {c['probability']:6.1%}  box {c['box']}" + ("  unsure" if c["unsure"] else ""))
         return 1 if failed else 0
-    results = recognizer.predict(args.images, top=args.top or 5, names=args.images, charset=args.charset)
-    for result in results:
-        failed += "error" in result
-        if args.json:
-            print(json.dumps(_public(result)))
-        elif "error" in result:
-            print(f"handwritten predict: error: {result['error']}", file=sys.stderr)
-        else:
-            print(f"{result['image']}: {_show(result)}")
+    for start in range(0, len(images), CHUNK):
+        chunk = images[start:start + CHUNK]
+        for result in recognizer.predict(chunk, top=args.top or 5, names=chunk, charset=args.charset):
+            failed += "error" in result
+            if args.json:
+                print(json.dumps(_public(result)), flush=True)
+            elif "error" in result:
+                print(f"handwritten predict: error: {result['error']}", file=sys.stderr)
+            else:
+                print(f"{result['image']}: {_show(result)}", flush=True)
     return 1 if failed else 0
 
 
@@ -74,7 +97,8 @@ def register(sub) -> None:
         "could not be read.",
     )
     p.add_argument("model", type=paths.argument, help="model file (.keras, .h5 or .onnx)")
-    p.add_argument("images", nargs="+", metavar="IMAGE", type=paths.argument, help="image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE", type=paths.argument,
+                   help="image files; a folder stands for the image files in it")
     p.add_argument("--top", type=int, default=None,
                    help="how many alternatives to show (default: %(default)s, meaning 5, or 3 with --line)")
     p.add_argument("--json", action="store_true", help="print one JSON object per image (default: %(default)s)")
