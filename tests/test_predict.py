@@ -114,6 +114,13 @@ def test_cli_reads_the_images_of_a_folder_by_name_in_chunks(trained_model, tmp_p
     out, err = capsys.readouterr()
     assert out == "" and f"{empty}: a folder with no image files in it" in err
 
+    def refused(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(type(folder), "iterdir", refused)
+    assert main(["predict", str(trained_model), str(folder)]) == 2
+    assert f"{folder}: cannot list the folder (Permission denied)" in capsys.readouterr().err
+
 
 def test_cli_bad_model_and_options(tmp_path, trained_model, capsys):
     assert main(["predict", str(tmp_path / "none.keras"), "x.png"]) == 2

@@ -24,7 +24,10 @@ def _images(arguments: list[str]) -> list[str]:
         if not folder.is_dir():
             out.append(argument)
             continue
-        found = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
+        try:
+            found = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
+        except OSError as exc:  # a folder that may not be listed
+            raise HandwrittenError(f"{argument}: cannot list the folder ({exc.strerror or exc})") from None
         if not found:
             raise HandwrittenError(f"{argument}: a folder with no image files in it ({' '.join(sorted(EXTENSIONS))})")
         out += found
