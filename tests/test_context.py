@@ -94,6 +94,24 @@ def test_a_bar_is_an_I_in_a_word_of_capitals_and_an_l_in_a_word_of_small_letters
     assert weighed[2, k("1")] == capitals[2, k("1")]
 
 
+def test_a_letter_the_model_found_close_to_its_other_case_takes_its_words_case():
+    k = MAPPING.index
+    boxes = boxes_on(flat, *[TALL] * 5)
+    name = probs({"H": 0.99}, {"E": 0.56, "e": 0.43}, {"R": 0.97}, {"a": 0.51, "A": 0.37, "n": 0.11}, {"S": 0.71, "s": 0.29})
+    assert read(context.apply(name, boxes, [False] * 5, MAPPING)) == "HERAS"
+    weighed = context.case_from_word(name, [False] * 5, MAPPING)
+    assert weighed[3, k("A")] + weighed[3, k("a")] == pytest.approx(name[3, k("A")] + name[3, k("a")])
+    assert weighed[3, k("n")] + weighed[3, k("N")] == pytest.approx(name[3, k("n")] + name[3, k("N")])
+    np.testing.assert_array_equal(weighed[3, :10], name[3, :10])  # a letter's cases trade; digits keep theirs
+    word = probs({"h": 0.99}, {"E": 0.55, "e": 0.44}, {"n": 0.97}, {"r": 0.95})
+    assert read(context.case_from_word(word, [False] * 4, MAPPING)) == "henr"
+    # A capitalised word shows both cases; a sure answer stays (a, 0.95 against 0.02).
+    mixed = probs({"H": 0.99}, {"E": 0.55, "e": 0.44}, {"n": 0.97}, {"r": 0.95})
+    assert read(context.case_from_word(mixed, [False] * 4, MAPPING)) == "HEnr"
+    sure = probs({"K": 0.99}, {"E": 0.99}, {"a": 0.95, "A": 0.02}, {"R": 0.99})
+    assert read(context.case_from_word(sure, [False] * 4, MAPPING)) == "KEaR"
+
+
 def test_the_case_of_a_word_decides_a_bar_only_when_the_word_shows_one_case():
     bar = {"l": 0.55, "I": 0.3, "1": 0.15}
     boxes = boxes_on(flat, TALL, TALL, TALL, TALL, TALL)

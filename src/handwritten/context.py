@@ -10,7 +10,8 @@ the T before it, nor that it sits between two digits. :func:`apply` brings the l
   and its x-height letters (a, e, m, n, r): a tall one is the capital, a short one the small letter.
 - Case from the word. A vertical bar is an l or an I at the same height; a word written in
   capitals (its letters the model is sure of, and whose case their shape shows, are all
-  capitals) makes it an I, a word in small letters an l.
+  capitals) makes it an I, a word in small letters an l. The same word favours the capital
+  of every letter the model found close to its small one (an A read a), or the small one.
 - Digits or letters from the neighbours. In a word whose other characters are digits, an
   ambiguous O/0, l/1, S/5, Z/2, B/8 or g/9 goes to the digit; among letters, to the letter.
   How much the word weighs grows with the neighbours the model is sure of: one digit beside
@@ -139,16 +140,21 @@ def weigh_pair(probs: np.ndarray, rows: np.ndarray, favoured: np.ndarray, other:
 
 
 def case_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.ndarray:
-    """``probs`` with l and I shared by the case the character's word is written in.
+    """``probs`` with each letter's two cases, and l and I, shared by the case its word is written in.
 
     A word whose other letters the model is ``SURE`` of, among those whose shape shows their
-    case, are all capitals (at least two) weighs I by ``CASE_WEIGHT`` against l; all small
-    letters, l against I. The pair's total stays as the model gave it.
+    case, are all capitals (at least two) weighs each capital by ``CASE_WEIGHT`` against its
+    small letter, and I against l; all small letters, the small ones. A name in capitals whose
+    A the model found close to an a reads A; a capitalised word shows both cases and is left
+    as read. Each pair's total stays as the model gave it.
     """
     probs = np.array(probs, dtype=np.float64)
-    if any(c not in mapping for c in BAR) or len(probs) < 3:
+    pairs = [(mapping.index(c), mapping.index(c.upper())) for c in string.ascii_lowercase
+             if c not in "il" and c in mapping and c.upper() in mapping]  # i and l: a dot, a bar
+    if all(c in mapping for c in BAR):
+        pairs.append((mapping.index(BAR[0]), mapping.index(BAR[1])))
+    if not pairs or len(probs) < 3:
         return probs
-    small, capital = mapping.index(BAR[0]), mapping.index(BAR[1])
     read = [mapping[k] for k in probs.argmax(axis=1)]
     sure = probs.max(axis=1) >= SURE
     is_capital = sure & np.array([c in SHAPED_CAPITALS for c in read])
@@ -156,8 +162,9 @@ def case_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.nd
     for word in words(spaces):
         word = np.asarray(word)
         decided, to_capital = of_one_kind(is_capital, is_small, word)
-        to_capital = to_capital[decided]
-        weigh_pair(probs, word[decided], np.where(to_capital, capital, small), np.where(to_capital, small, capital))
+        rows, to_capital = word[decided], to_capital[decided]
+        for small, capital in pairs:
+            weigh_pair(probs, rows, np.where(to_capital, capital, small), np.where(to_capital, small, capital))
     return probs
 
 
