@@ -322,6 +322,11 @@ def test_rows_are_marks_overlapping_in_height_through_a_chain_and_dots_join_the_
     boxes = [[0, 0, 40, 60], [50, 0, 90, 60], [0, 100, 40, 160], [50, 100, 90, 160], [55, 86, 62, 93], [95, 62, 99, 70]]
     assert text_rows(boxes) == [[0, 1, 5], [2, 3, 4]]
     assert text_rows([[0, 0, 10, 10]]) == [[0]]
+    # Tight rows: a g's tail (the first row's second mark) reaches 15 px into the second row's capitals.
+    tight = [[0, 0, 40, 60], [50, 20, 90, 115], [100, 0, 140, 60], [0, 100, 40, 160], [50, 100, 90, 160]]
+    assert text_rows(tight) == [[0, 1, 2], [3, 4]]
+    # An i's dot just under that tail goes to the row whose marks' middle is nearer: its own.
+    assert text_rows(tight + [[105, 84, 111, 90], [100, 100, 110, 160]]) == [[0, 1, 2], [3, 4, 5, 6]]
 
 
 def test_blank_line_is_an_error():

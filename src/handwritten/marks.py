@@ -22,10 +22,12 @@ MAX_MARKS = 500
 # both ways is no character of its own (an i's or j's dot off to the side of a slanted stem, a
 # flick of the pen): it joins the nearest larger mark within DOT_REACH of that height.
 DOT_SIZE, DOT_REACH = 0.35, 0.5
-# Marks whose heights overlap, directly or through others, are one row of writing; a band of
-# them lower than ROW_HEIGHT of the marks' median height (dots, accents, a comma or a flick
-# above or below the writing) is not a row of its own and joins the nearest row.
-ROW_HEIGHT = 0.5
+# Marks whose heights overlap by ROW_OVERLAP of the lower one's height, directly or through
+# others, are one row of writing: letters on one baseline overlap by all of the smaller one's
+# height, neighbours on a line sloped by 25 degrees by about half, while a g's tail reaching
+# into the next row's capitals overlaps them by a little. A band lower than ROW_HEIGHT of the
+# marks' median height (dots, accents, a comma or a flick between rows) joins the nearest row.
+ROW_OVERLAP, ROW_HEIGHT = 1 / 3, 0.5
 
 
 def components(mask: np.ndarray, min_size: int = 1) -> tuple[np.ndarray, list[dict]]:
@@ -186,27 +188,35 @@ def _attach_dots(groups: list[list[dict]], boxes: list[list[int]]) -> list[list[
 def text_rows(boxes: list[list[int]]) -> list[list[int]]:
     """Indices of ``boxes`` by row of writing, top to bottom, each row in the given order.
 
-    Marks whose vertical extents overlap, directly or through a chain of others, are one row: a
-    sloped line is one as long as neighbours overlap, and two lines of writing are two as long
-    as no mark of one reaches into the other. A band too low to be writing (``ROW_HEIGHT``)
-    joins the row nearest to it.
+    Marks whose vertical extents overlap by ``ROW_OVERLAP`` of the lower one's height, directly
+    or through a chain of others, are one row: a sloped line is one as long as neighbours
+    overlap that much, and two lines of writing are two unless marks of one reach well into the
+    other. A band too low to be writing (``ROW_HEIGHT``) joins the row whose marks' middle is
+    nearest to it.
     """
+    from scipy.sparse.csgraph import connected_components
+
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    bands: list[list] = []  # [top, bottom, indices], sweeping down by the marks' tops
-    for k in np.argsort(b[:, 1], kind="stable"):
-        if bands and b[k, 1] < bands[-1][1]:
-            bands[-1][1] = max(bands[-1][1], b[k, 3])
-            bands[-1][2].append(int(k))
-        else:
-            bands.append([b[k, 1], b[k, 3], [int(k)]])
-    typical = float(np.median(b[:, 3] - b[:, 1])) if len(b) else 0.0
+    height = b[:, 3] - b[:, 1]
+    # Every pair at once: a line has at most MAX_MARKS parts.
+    overlap = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
+    linked = overlap >= ROW_OVERLAP * np.maximum(np.minimum(height[:, None], height[None, :]), 1)
+    typical = float(np.median(height)) if len(b) else 0.0
+    small = height < ROW_HEIGHT * typical  # a dot inside a g's tail's height links no rows
+    linked[small, :] = linked[:, small] = False
+    _, band_of = connected_components(linked, directed=False)
+    bands = [[b[m, 1].min(), b[m, 3].max(), list(np.flatnonzero(m))]
+             for m in (band_of == k for k in np.unique(band_of))]
+    bands.sort(key=lambda band: (band[0] + band[1]) / 2)  # top to bottom
     rows = [band for band in bands if band[1] - band[0] >= ROW_HEIGHT * typical]
     if len(rows) <= 1:
         return [list(range(len(b)))]
+    # Measured from the middle of a row's marks: a row's extent can reach into the next one's.
+    middles = [float(np.median((b[r[2], 1] + b[r[2], 3]) / 2)) for r in rows]
     for band in bands:
         if band[1] - band[0] < ROW_HEIGHT * typical:
-            nearest = min(rows, key=lambda r: max(r[0] - band[1], band[0] - r[1], 0))
-            nearest[2].extend(band[2])
+            nearest = int(np.argmin([abs((band[0] + band[1]) / 2 - m) for m in middles]))
+            rows[nearest][2].extend(band[2])
     return [sorted(row[2]) for row in rows]
 
 
