@@ -318,6 +318,8 @@ def test_rows_are_marks_overlapping_in_height_through_a_chain_and_dots_join_the_
     # A sloped line: each mark overlaps its neighbours in height, the first and the last do not.
     sloped = [[60 * i, 100 - 12 * i, 60 * i + 40, 160 - 12 * i] for i in range(10)]
     assert text_rows(sloped) == [list(range(10))]
+    steep = [[60 * i, 300 - 28 * i, 60 * i + 40, 360 - 28 * i] for i in range(10)]  # 25 degrees
+    assert text_rows(steep) == [list(range(10))]
     # Two lines, a dot above the second's stem and a comma below the first one.
     boxes = [[0, 0, 40, 60], [50, 0, 90, 60], [0, 100, 40, 160], [50, 100, 90, 160], [55, 86, 62, 93], [95, 62, 99, 70]]
     assert text_rows(boxes) == [[0, 1, 5], [2, 3, 4]]
