@@ -52,41 +52,47 @@ def _show(result: dict) -> str:
     return f"{result['character']} ({result['probability']:.1%})" + (f"  then {alternatives}" if alternatives else "")
 
 
+def _text(result: dict) -> str:
+    """A result as the command prints it: a line's rows and one line per character, or an image's answer."""
+    if "text" not in result:
+        return f"{result['image']}: {_show(result)}"
+    path = result["image"]
+    rows = result["text"].split("\n")  # an image of several lines: one row of text each
+    out = [f"{path}: " + ("\n" + " " * (len(path) + 2)).join(rows)]
+    for c in result["characters"]:
+        out.append(f"  {c['character']} {c['probability']:6.1%}  box {c['box']}" + ("  unsure" if c["unsure"] else ""))
+    return "\n".join(out)
+
+
+def _results(recognizer: Recognizer, images: list[str], args):
+    """Each image's result (or ``image`` and ``error``), in order, as it is read."""
+    if args.line:
+        for path in images:
+            try:
+                yield recognizer.read_line(path, top=args.top or 3, name=path, charset=args.charset,
+                                           context=args.context)
+            except HandwrittenError as exc:
+                yield {"image": path, "error": str(exc)}
+        return
+    for start in range(0, len(images), CHUNK):
+        chunk = images[start:start + CHUNK]
+        yield from recognizer.predict(chunk, top=args.top or 5, names=chunk, charset=args.charset)
+
+
 def run_predict(args) -> int:
     if args.top is not None and args.top < 1:
         raise HandwrittenError(f"--top must be at least 1, got {args.top}")
     recognizer = Recognizer(args.model, min_confidence=args.min_confidence)
     recognizer.classes(args.charset)  # a bad charset is one error, not one per image
-    images = _images(args.images)
     failed = 0
-    if args.line:
-        top = args.top or 3
-        for path in images:
-            try:
-                result = recognizer.read_line(path, top=top, name=path, charset=args.charset, context=args.context)
-            except HandwrittenError as exc:
-                result = {"image": path, "error": str(exc)}
-            failed += "error" in result
-            if args.json:
-                print(json.dumps(_public(result)), flush=True)
-            elif "error" in result:
-                print(f"handwritten predict: error: {result['error']}", file=sys.stderr)
-            else:
-                rows = result["text"].split("\n")  # an image of several lines: one row of text each
-                print(f"{path}: " + ("\n" + " " * (len(path) + 2)).join(rows))
-                for c in result["characters"]:
-                    print(f"  {c['character']} {c['probability']:6.1%}  box {c['box']}" + ("  unsure" if c["unsure"] else ""))
-        return 1 if failed else 0
-    for start in range(0, len(images), CHUNK):
-        chunk = images[start:start + CHUNK]
-        for result in recognizer.predict(chunk, top=args.top or 5, names=chunk, charset=args.charset):
-            failed += "error" in result
-            if args.json:
-                print(json.dumps(_public(result)), flush=True)
-            elif "error" in result:
-                print(f"handwritten predict: error: {result['error']}", file=sys.stderr)
-            else:
-                print(f"{result['image']}: {_show(result)}", flush=True)
+    for result in _results(recognizer, _images(args.images), args):
+        failed += "error" in result
+        if args.json:
+            print(json.dumps(_public(result)), flush=True)
+        elif "error" in result:
+            print(f"handwritten predict: error: {result['error']}", file=sys.stderr)
+        else:
+            print(_text(result), flush=True)
     return 1 if failed else 0
 
 
