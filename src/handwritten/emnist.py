@@ -21,7 +21,7 @@ import numpy as np
 
 from handwritten.errors import DataError
 from handwritten.idx import cache_dir, read_idx
-from handwritten.paths import EMPTY, check_file, folder_problem
+from handwritten.paths import check_file, check_given, folder_problem
 
 DIGITS = string.digits
 UPPER = string.ascii_uppercase
@@ -171,8 +171,8 @@ def find_data(data: str | os.PathLike | None = None) -> Path:
     """
     from handwritten import folder_data
 
-    if data is not None and not os.fspath(data).strip():
-        raise DataError(f"{os.fspath(data)!r} {EMPTY}: give a data folder")
+    if data is not None:
+        check_given(data, "a data folder")
     for folder in candidate_folders(data):
         for sub in (folder, folder / "gzip"):
             if _has_data(sub):

@@ -22,7 +22,7 @@ from pathlib import Path
 from handwritten.emnist import IMAGE_SIZE, SPLITS
 from handwritten.errors import HandwrittenError
 from handwritten.framing import framing_from_meta
-from handwritten.paths import EMPTY, check_file
+from handwritten.paths import check_file, check_given
 
 META_KEY = "handwritten"
 META_MEMBER = "handwritten.json"
@@ -45,8 +45,7 @@ LEGACY_META = {
 
 def check_model_path(path: str | os.PathLike, *, for_writing: bool = False) -> Path:
     """Check a model path's extension (and, for reading, that it exists)."""
-    if not os.fspath(path).strip():
-        raise HandwrittenError(f"{os.fspath(path)!r} {EMPTY}: give a model file (.keras or .h5)")
+    check_given(path, "a model file (.keras or .h5)", HandwrittenError)
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         doing = "written by training" if for_writing else "trained further or exported"

@@ -28,9 +28,20 @@ KINDS = {
 EMPTY = "is an empty path (an unset variable?)"
 
 
+def is_empty(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is empty or blank, which ``Path`` would take for the current folder."""
+    return not os.fspath(path).strip()
+
+
+def check_given(path: str | os.PathLike, what: str, error: type[Exception] = DataError) -> None:
+    """``error`` naming ``path`` as empty, and saying to give ``what``, when it is (see :func:`is_empty`)."""
+    if is_empty(path):
+        raise error(f"{os.fspath(path)!r} {EMPTY}: give {what}")
+
+
 def argument(text: str) -> str:
     """An ``argparse`` type for a path argument: the text itself, refused when empty or blank."""
-    if not text.strip():
+    if is_empty(text):
         raise argparse.ArgumentTypeError(f"{text!r} {EMPTY}")
     return text
 
@@ -53,7 +64,7 @@ def _stat(path: Path, what: str) -> tuple[os.stat_result | None, str | None]:
 
 def file_problem(path: str | os.PathLike, what: str = "file") -> str | None:
     """Why ``path`` cannot be read as a regular file, as the end of a message; None when it can."""
-    if not os.fspath(path).strip():
+    if is_empty(path):
         return EMPTY
     path = Path(path)
     st, problem = _stat(path, what)
@@ -68,7 +79,7 @@ def file_problem(path: str | os.PathLike, what: str = "file") -> str | None:
 
 def folder_problem(path: str | os.PathLike, what: str = "folder") -> str | None:
     """Why ``path`` is not a folder, as the end of a message; None when it is one."""
-    if not os.fspath(path).strip():
+    if is_empty(path):
         return EMPTY
     path = Path(path)
     st, problem = _stat(path, what)

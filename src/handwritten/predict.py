@@ -81,8 +81,7 @@ class Recognizer:
 
     def __init__(self, model_path: str | os.PathLike, max_pixels: int = imgs.MAX_PIXELS,
                  min_confidence: float | None = None):
-        if not os.fspath(model_path).strip():
-            raise HandwrittenError(f"{os.fspath(model_path)!r} {paths.EMPTY}: give a model file (.keras, .h5 or .onnx)")
+        paths.check_given(model_path, "a model file (.keras, .h5 or .onnx)", HandwrittenError)
         self.path = Path(model_path)
         self.max_pixels = max_pixels
         self._lock = threading.Lock()  # one inference at a time on a Keras model shared by server threads
