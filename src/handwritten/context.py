@@ -222,11 +222,11 @@ def witnesses(sure: np.ndarray, read: list[str], word: np.ndarray) -> np.ndarray
     """
     witness = sure[word].copy()
     chars = [read[i] for i in word]
-    shown = witness & np.array([c not in TWIN_CHARACTERS for c in chars], bool)
+    twin = np.array([c in TWIN_CHARACTERS for c in chars], bool)
     digit = np.array([c in string.digits for c in chars], bool)
+    shown = witness & ~twin
     if shown.sum() >= 2 and len(set(digit[shown])) == 1:
-        other_kind_twin = np.array([c in TWIN_CHARACTERS for c in chars], bool) & (digit != digit[shown][0])
-        witness &= ~other_kind_twin
+        witness &= ~(twin & (digit != digit[shown][0]))
     return witness
 
 

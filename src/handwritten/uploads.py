@@ -40,8 +40,8 @@ def query_names(*names: str):
             raise RequestError(422, f"unknown query parameter {', '.join(map(repr, unknown))}; "
                                     f"{request.url.path} takes: {takes}")
         for name in sorted(set(params)):
-            if len(params.getlist(name)) > 1:
-                raise RequestError(422, f"query parameter {name!r} given {len(params.getlist(name))} times; give it once")
+            if (times := len(params.getlist(name))) > 1:
+                raise RequestError(422, f"query parameter {name!r} given {times} times; give it once")
 
     return check
 
