@@ -251,6 +251,17 @@ def test_blank_and_scribbled_canvases_show_not_a_character(page, server, tmp_pat
     assert page.inner_text("#verdict") == f"not a character: {expected['reason']}"
     assert page.inner_text("#prediction") == "\u2014"
     assert page.get_attribute("#prediction", "data-character") == ""
+
+    # The same scribble as a line: no characters, and why.
+    page.check('input[value="line"]')
+    page.click("#clear")
+    strokes(page, scribble(420, 120, 200))
+    settle(page)
+    expected = api(server, "/api/predict/line?top=3", canvas_png(page))
+    assert expected["characters"] == [] and expected["reason"] and len(expected["ignored"]) == 1
+    assert page.inner_text("#text") == f"no characters: {expected['reason']}"
+    assert page.evaluate("document.querySelectorAll('#chars li').length") == 0
+    page.check('input[value="char"]')
 @pytest.mark.slow
 def test_the_charset_chosen_goes_with_the_request_and_bounds_the_answer(page, server):
     sent = []

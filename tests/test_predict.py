@@ -100,6 +100,7 @@ def test_cli_reads_the_images_of_a_folder_by_name_in_chunks(trained_model, tmp_p
         Image.fromarray(((1 - draw_char(c, 120, pen=4)) * 255).astype(np.uint8)).save(folder / name)
     (folder / "notes.txt").write_text("not an image")
     (folder / "sub.png").mkdir()  # a folder named like an image is not one
+    (folder / "._a.PNG").write_bytes(b"\0\5\26\7")  # a hidden file (here, the metadata macOS leaves)
     monkeypatch.setattr(predict_cli, "CHUNK", 2)
     read = []
     original = Recognizer.predict

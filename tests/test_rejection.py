@@ -143,3 +143,46 @@ def test_the_cues_helpers_count_as_their_plain_definitions():
         assert rejection._outline(crop) == edges
         values = rng.random(int(rng.integers(1, 300))).astype(np.float32)
         assert rejection._percentile(values, 95) == pytest.approx(float(np.percentile(values, 95)), abs=1e-6)
+
+
+def _blot(size: int, radius: int) -> np.ndarray:
+    """A filled disk, bright on dark, ``size`` px square: a blot of ink or a full stop."""
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    disk = np.zeros((size, size), np.float32)
+    disk[(yy ** 2 + xx ** 2 <= radius ** 2)] = 1.0
+    return disk
+
+
+def test_a_line_leaves_out_blots_and_full_stops(trained_model):
+    """A blot and a full stop among characters are left out of the text, each named with its box."""
+    from test_images import compose_line
+
+    r = Recognizer(trained_model)
+    plain = r.read_line(compose_line([draw_char(c, 80, pen=1) for c in "AB7"]))
+    stop = np.roll(_blot(80, 5), 25, axis=0)  # on the baseline, as a full stop is written
+    blotted = r.read_line(compose_line([draw_char("A", 80, pen=1), _blot(80, 30), draw_char("B", 80, pen=1),
+                                        draw_char("7", 80, pen=1), stop]))
+    assert len(plain["characters"]) == 3 and plain["ignored"] == [] and "reason" not in plain
+    assert [c["character"] for c in blotted["characters"]] == [c["character"] for c in plain["characters"]]
+    assert blotted["text"] == plain["text"]
+    assert [m["reason"] for m in blotted["ignored"]] == [rejection.REASONS["blob"]] * 2
+    first, last = (c["box"] for c in blotted["characters"][::2])
+    blot, dot = (m["box"] for m in blotted["ignored"])
+    assert first[2] < blot[0] < blot[2] < blotted["characters"][1]["box"][0] and dot[0] > last[2]
+    assert "reason" not in blotted
+
+
+def test_a_line_of_only_a_scribble_reads_no_characters_and_says_why(trained_model, tmp_path, capsys):
+    scribble = dict(negatives.generate(count=4, seed=0)[:4])["scribble"]
+    result = Recognizer(trained_model).read_line(scribble)
+    assert result["text"] == "" and result["characters"] == []
+    assert result["reason"] == rejection.REASONS["scribble"] and len(result["ignored"]) == 1
+
+    path = tmp_path / "scribble.png"
+    Image.fromarray(scribble).save(path)
+    assert main(["predict", str(trained_model), str(path), "--line"]) == 0  # answered, not a failure
+    out = capsys.readouterr().out
+    assert f"{path}: no characters ({rejection.REASONS['scribble']})" in out and "left out" in out
+    assert main(["predict", str(trained_model), str(path), "--line", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["reason"] == rejection.REASONS["scribble"] and answer["characters"] == []

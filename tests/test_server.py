@@ -16,6 +16,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from PIL import Image, ImageDraw
 
+from handwritten import rejection
 from handwritten.server import ModelWorker, create_app
 
 # Starlette's test client asks for a successor of httpx that the project does not use.
@@ -177,6 +178,23 @@ def test_predict_line_reads_two_lines_of_writing_row_by_row(client, recognizer):
     assert body["text"] == recognizer.read_line(image)["text"]
     assert all(c["box"][3] <= top.height for c in body["characters"][:4])
     assert all(c["box"][1] >= top.height for c in body["characters"][4:])
+
+
+def test_predict_line_leaves_out_a_blot_and_says_why_a_blot_alone_is_no_writing(client, recognizer):
+    image = draw("17LA", gap=130)
+    ImageDraw.Draw(image).ellipse((255, 150, 335, 230), fill=0)  # a blot of ink between the 1 and the 7
+    body = client.post("/api/predict/line", content=encode(image)).json()
+    assert len(body["characters"]) == 4 and body["reason"] is None
+    assert body["text"] == recognizer.read_line(image)["text"]
+    [blot] = body["ignored"]
+    assert blot["reason"] == rejection.REASONS["blob"] and blot["row"] == 0
+    assert body["characters"][0]["box"][2] <= blot["box"][0] < blot["box"][2] <= body["characters"][1]["box"][0]
+
+    blot = Image.new("L", (300, 200), 255)
+    ImageDraw.Draw(blot).ellipse((100, 50, 200, 150), fill=0)
+    body = client.post("/api/predict/line", content=encode(blot)).json()
+    assert body["text"] == "" and body["characters"] == [] and len(body["ignored"]) == 1
+    assert body["reason"] == rejection.REASONS["blob"]
 
 
 def test_predict_line_charset(client, recognizer):

@@ -37,10 +37,18 @@ def schemas():
         row: int = Field(0, description="the row of writing it is in, 0 for the top one")
         top: list[Candidate]
 
+    class IgnoredMark(BaseModel):
+        box: list[int] = Field(description="[x0, y0, x1, y1] in the uploaded image's pixels")
+        row: int = Field(0, description="the row of writing it is in, 0 for the top one")
+        reason: str = Field(description="why it is not taken for a character (a blot, a full stop or a speck, "
+                            "a scribble)")
+
     class LineReading(BaseModel):
         text: str = Field(description="the characters read, with a space where a gap is much wider than the others "
                           "and a line break between rows of writing")
         characters: list[LineCharacter]
+        ignored: list[IgnoredMark] = Field([], description="marks that are not characters, left out of the text")
+        reason: str | None = Field(None, description="why no character was read, when none was")
 
     class ModelInfo(BaseModel, extra="allow"):
         name: str

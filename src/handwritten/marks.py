@@ -20,8 +20,12 @@ MAX_MARKS = 500
 
 # Against the line's tall characters (its 75th-percentile height), a mark under DOT_SIZE of it
 # both ways is no character of its own (an i's or j's dot off to the side of a slanted stem, a
-# flick of the pen): it joins the nearest larger mark within DOT_REACH of that height.
+# flick of the pen): it joins the nearest larger mark within DOT_REACH of that height. But a
+# solid one (ink over at least STOP_FILL of its box) lower than that mark's middle is a full stop
+# or a speck beside it, not part of it: it stays apart (and is left out of the text as no
+# character, ``rejection.line_marks``).
 DOT_SIZE, DOT_REACH = 0.35, 0.5
+STOP_FILL = 0.5
 # Marks whose heights overlap by ROW_OVERLAP of the lower one's height, directly or through
 # others, are one row of writing: letters on one baseline overlap by all of the smaller one's
 # height, neighbours on a line sloped by 25 degrees by about half, while a g's tail reaching
@@ -172,13 +176,16 @@ def _attach_dots(groups: list[list[dict]], boxes: list[list[int]]) -> list[list[
     if dot.all() or not dot.any():
         return groups
     large = np.flatnonzero(~dot)
+    solid = np.array([sum(c["size"] for c in g) for g in groups]) >= STOP_FILL * np.maximum(w * h, 1)
     into = {}
     for k in np.flatnonzero(dot):
         dx = np.maximum(np.maximum(b[large, 0] - b[k, 2], b[k, 0] - b[large, 2]), 0)
         dy = np.maximum(np.maximum(b[large, 1] - b[k, 3], b[k, 1] - b[large, 3]), 0)
         distance = np.hypot(dx, dy)
-        if distance.min() <= DOT_REACH * tall:
-            into[int(k)] = int(large[distance.argmin()])
+        j = int(large[distance.argmin()])
+        low = b[k, 1] + b[k, 3] > b[j, 1] + b[j, 3]  # its middle below the mark's
+        if distance.min() <= DOT_REACH * tall and not (solid[k] and low):
+            into[int(k)] = j
     merged = [list(g) for g in groups]
     for k, j in into.items():
         merged[j] += groups[k]

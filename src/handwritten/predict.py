@@ -262,7 +262,10 @@ class Recognizer:
             break between rows of writing: an image of several lines is read row by row) and
             ``characters``: per character ``character``, ``probability``, ``top``, ``unsure``
             (calibrated probability below ``min_confidence``), ``box`` [x0, y0, x1, y1] in the
-            image's pixels, ``space_before``, ``row`` (0 for the top one) and ``input``.
+            image's pixels, ``space_before``, ``row`` (0 for the top one) and ``input``;
+            ``ignored``: the marks that are not characters (a blot, a full stop, a speck of dust,
+            a scribble), left out of the text, each with ``box``, ``row`` and ``reason``; and,
+            when no character is left, ``reason``: why the image holds no writing.
 
         Raises:
             HandwrittenError: a bad charset, or the image cannot be read, holds no ink, or holds
@@ -274,44 +277,64 @@ class Recognizer:
         # One character's mask at a time: a line of hundreds of marks needs no mask per mark at once.
         framed = np.stack([imgs.frame(ink, groups == k, self.framing) for k in range(1, len(parts) + 1)])
         probs = charsets.restrict(self.predict_arrays(framed), allowed)
-        groups, parts, framed, probs = self._join_split(ink, groups, parts, framed, probs, allowed)
+        # Marks that are not characters (blots, full stops, scribbles) are found first: none is
+        # joined to a character beside it.
+        why = rejection.line_marks(ink, groups, np.array([p.get("row", 0) for p in parts]))
+        groups, parts, framed, probs, why = self._join_split(ink, groups, parts, framed, probs, allowed, why)
         rows = np.array([p.get("row", 0) for p in parts])
+        kept = np.flatnonzero([w is None for w in why])
         if context:
             from handwritten import context as line_context
 
             probs = probs.copy()
-            for row in np.unique(rows):  # each row of writing is its own context
-                at = np.flatnonzero(rows == row)
+            for row in np.unique(rows[kept]):  # each row of writing is its own context
+                at = kept[rows[kept] == row]
                 probs[at] = line_context.apply(probs[at], [parts[i]["box"] for i in at],
                                                [parts[i]["space_before"] for i in at], self.mapping)
-        characters, text = [], ""
+        characters, ignored, text, space = [], [], "", False
         for i, (p, x, pr) in enumerate(zip(parts, framed, probs)):
+            space = space or p["space_before"]  # a gap before a mark left out still parts the words
+            if why[i]:
+                ignored.append({"box": p["box"], "row": int(rows[i]), "reason": rejection.REASONS[why[i]]})
+                continue
             r = self.answer(pr, top, judge=False, allowed=allowed)
-            r.update(box=p["box"], space_before=p["space_before"], row=int(rows[i]), input=x)
+            r.update(box=p["box"], space_before=space and bool(characters), row=int(rows[i]), input=x)
+            if characters and characters[-1]["row"] != r["row"]:
+                text, r["space_before"] = text + "\n", False
+            text += " " * r["space_before"] + r["character"]
             characters.append(r)
-            text += ("\n" if i and rows[i] != rows[i - 1] else " " if p["space_before"] else "") + r["character"]
-        return {"image": name, "text": text, "characters": characters}
+            space = False
+        out = {"image": name, "text": text, "characters": characters, "ignored": ignored}
+        if not characters:  # every mark was a blot, a speck or a scribble
+            out["reason"] = max(ignored, key=lambda m: _area(m["box"]))["reason"]
+        return out
 
-    def _join_split(self, ink, groups, parts, framed, probs, allowed):
+    def _join_split(self, ink, groups, parts, framed, probs, allowed, why):
         """The line with characters split in two joined again where the model reads them better whole.
 
-        See :mod:`handwritten.joining`; the joined character's input and probabilities are the pair's.
+        See :mod:`handwritten.joining`; the joined character's input and probabilities are the
+        pair's. A mark with a reason in ``why`` (one per character) is not a character and joins none.
         """
         candidate = joining.candidates([p["box"] for p in parts], [p.get("row", 0) for p in parts])
+        candidate = candidate[[why[i] is None and why[i + 1] is None for i in candidate]]
         if not len(candidate):
-            return groups, parts, framed, probs
+            return groups, parts, framed, probs, why
         pairs = np.stack([imgs.frame(ink, (groups == i + 1) | (groups == i + 2), self.framing) for i in candidate])
         whole = charsets.restrict(self.predict_arrays(pairs), allowed)
         chosen = joining.choose(candidate, probs.max(axis=1), whole.max(axis=1))
         if not chosen:
-            return groups, parts, framed, probs
+            return groups, parts, framed, probs, why
         keep = np.ones(len(parts), bool)
         keep[np.asarray(chosen) + 1] = False
         framed, probs = framed.copy(), probs.copy()
         at = np.searchsorted(candidate, chosen)  # each chosen pair's place among the candidates (sorted)
         framed[chosen], probs[chosen] = pairs[at], whole[at]
         groups, parts = joining.join(groups, parts, chosen)
-        return groups, parts, framed[keep], probs[keep]
+        return groups, parts, framed[keep], probs[keep], [w for w, k in zip(why, keep) if k]
+
+
+def _area(box) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def predict(model, images, top: int = 5, charset: str | None = None) -> list[dict]:

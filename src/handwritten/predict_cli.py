@@ -17,7 +17,7 @@ CHUNK = 256
 
 
 def _images(arguments: list[str]) -> list[str]:
-    """Each IMAGE as given, a folder standing for the image files directly in it, by name."""
+    """Each IMAGE as given, a folder standing for the image files directly in it, by name (not hidden ones)."""
     out = []
     for argument in arguments:
         folder = Path(argument)
@@ -25,7 +25,8 @@ def _images(arguments: list[str]) -> list[str]:
             out.append(argument)
             continue
         try:
-            found = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
+            found = sorted(str(p) for p in folder.iterdir()
+                           if p.suffix.lower() in EXTENSIONS and not p.name.startswith(".") and p.is_file())
         except OSError as exc:  # a folder that may not be listed
             raise HandwrittenError(f"{argument}: cannot list the folder ({exc.strerror or exc})") from None
         if not found:
@@ -57,10 +58,15 @@ def _text(result: dict) -> str:
     if "text" not in result:
         return f"{result['image']}: {_show(result)}"
     path = result["image"]
-    rows = result["text"].split("\n")  # an image of several lines: one row of text each
-    out = [f"{path}: " + ("\n" + " " * (len(path) + 2)).join(rows)]
+    if "reason" in result:
+        out = [f"{path}: no characters ({result['reason']})"]
+    else:
+        rows = result["text"].split("\n")  # an image of several lines: one row of text each
+        out = [f"{path}: " + ("\n" + " " * (len(path) + 2)).join(rows)]
     for c in result["characters"]:
         out.append(f"  {c['character']} {c['probability']:6.1%}  box {c['box']}" + ("  unsure" if c["unsure"] else ""))
+    for mark in result.get("ignored", []):
+        out.append(f"  -  left out  box {mark['box']}  {mark['reason']}")
     return "\n".join(out)
 
 
@@ -107,7 +113,7 @@ def register(sub) -> None:
     )
     p.add_argument("model", type=paths.argument, help="model file (.keras, .h5 or .onnx)")
     p.add_argument("images", nargs="+", metavar="IMAGE", type=paths.argument,
-                   help="image files; a folder stands for the image files in it")
+                   help="image files; a folder stands for the image files in it (hidden ones left out)")
     p.add_argument("--top", type=int, default=None,
                    help="how many alternatives to show (default: %(default)s, meaning 5, or 3 with --line)")
     p.add_argument("--json", action="store_true", help="print one JSON object per image (default: %(default)s)")

@@ -36,6 +36,9 @@ import numpy as np
 MAX_THICKNESS = 0.4
 SOLID = 0.85
 SPECK_PIXELS = 12
+# In a line, a thick mark this small against its row's characters' height is a speck too: a full
+# stop, a comma or dust (a dot belonging to an i or j is part of its character).
+SPECK_SHARE = 0.25
 # Total stroke length over the longest side. An I is 1, an O about 3, M, W, B, g about 4-5.
 MAX_LENGTH = 5.5
 # Enclosed loops large enough to see (each at least HOLE_SHARE of the box). B and 8 have 2.
@@ -123,18 +126,12 @@ def measure(found: dict) -> dict:
     height, width = crop.shape
     side = max(height, width)
     area = np.count_nonzero(crop)
-    length = np.pi / 8 * _outline(crop)  # Cauchy-Crofton: pixel edges are about twice the length
     # Paper edges, a table or a shadow along the border are left out, as when choosing the character.
     pool = [c for c in marks._drop_edges(found["components"], mask.shape) if c["size"] >= 3]
     mine = set(np.flatnonzero(np.bincount(labels[y0:y1, x0:x1][crop])).tolist())  # the character's parts
     others = [c["size"] for c in pool if c["label"] not in mine and c["size"] >= OTHER_SHARE * area]
-    ink = found["ink"][y0:y1, x0:x1][crop]
     return {
-        "solid": float((ink >= 0.8 * _percentile(ink, 95)).mean()),
-        "pixels": side,
-        "thickness": area / max(length, 1.0) / side,
-        "length": length / side,
-        "holes": _holes(crop),
+        **stroke_cues(crop, found["ink"][y0:y1, x0:x1]),
         "aspect": width / height,
         "columns": _columns(crop, height),
         "other_ink": float(sum(others)) / area,
@@ -145,19 +142,67 @@ def measure(found: dict) -> dict:
     }
 
 
+def stroke_cues(crop: np.ndarray, ink: np.ndarray) -> dict:
+    """What one mark's strokes are like: the cues of ``crop`` (its mask, cut to its box) and ``ink`` there.
+
+    ``solid`` (share of its pixels near full ink), ``pixels`` (its longer side), ``thickness``
+    (stroke width over that side), ``length`` (stroke length over it) and ``holes``.
+    """
+    side = max(crop.shape)
+    length = np.pi / 8 * _outline(crop)  # Cauchy-Crofton: pixel edges are about twice the length
+    values = ink[crop]
+    return {
+        "solid": float((values >= 0.8 * _percentile(values, 95)).mean()),
+        "pixels": side,
+        "thickness": np.count_nonzero(crop) / max(length, 1.0) / side,
+        "length": length / side,
+        "holes": _holes(crop),
+    }
+
+
+def stroke_reason(cues: dict, speck: float = SPECK_PIXELS) -> str | None:
+    """``blob`` or ``scribble`` when a mark's :func:`stroke_cues` are not a character's strokes, else None.
+
+    A mark of ``speck`` pixels or fewer on its longer side is too small to hold a character.
+    """
+    if cues["thickness"] > MAX_THICKNESS and (cues["solid"] >= SOLID or cues["pixels"] <= speck):
+        return "blob"
+    if cues["length"] > MAX_LENGTH or cues["holes"] > MAX_HOLES:
+        return "scribble"
+    return None
+
+
 def reason_from_cues(cues: dict) -> str | None:
     """The key of ``REASONS`` that the image's cues give, or None if they look like a character."""
     if cues["coverage"] > MAX_COVERAGE or cues["marks"] > MAX_PIECES or cues["other_ink"] > MAX_OTHER_INK:
         return "clutter"
     if cues["size"] >= SPANNING and cues["pieces"] >= MAX_SPANNING_PIECES:
         return "clutter"
-    if cues["thickness"] > MAX_THICKNESS and (cues["solid"] >= SOLID or cues["pixels"] <= SPECK_PIXELS):
-        return "blob"
-    if cues["length"] > MAX_LENGTH or cues["holes"] > MAX_HOLES:
-        return "scribble"
+    found = stroke_reason(cues)
+    if found:
+        return found
     if cues["aspect"] > WIDEST or (cues["aspect"] > MAX_ASPECT and cues["columns"] >= 2):
         return "several"
     return None
+
+
+def line_marks(ink: np.ndarray, groups: np.ndarray, rows: np.ndarray) -> list[str | None]:
+    """Per character of a line, ``blob`` or ``scribble`` when its mark is not a character, else None.
+
+    Args:
+        ink: the line's ink image; groups: numbering each pixel with its character from 1 (0 for
+            none), as ``images.find_line`` gives; rows: each character's row of writing.
+    """
+    from scipy import ndimage
+
+    boxes = ndimage.find_objects(groups)
+    heights = np.array([b[0].stop - b[0].start for b in boxes], float)
+    reasons = []
+    for k, box in enumerate(boxes):
+        typical = float(np.median(heights[rows == rows[k]]))
+        cues = stroke_cues(groups[box] == k + 1, ink[box])
+        reasons.append(stroke_reason(cues, max(SPECK_PIXELS, SPECK_SHARE * typical)))
+    return reasons
 
 
 def borderline(cues: dict) -> bool:

@@ -160,7 +160,9 @@ class Served:
             }
             for c in result["characters"]
         ]
-        return {"text": result["text"], "characters": chars}
+        ignored = [{"box": [int(v) for v in m["box"]], "row": int(m["row"]), "reason": m["reason"]}
+                   for m in result["ignored"]]
+        return {"text": result["text"], "characters": chars, "ignored": ignored, "reason": result.get("reason")}
 
 
 def error_responses(max_bytes: int, max_pixels: int) -> dict:

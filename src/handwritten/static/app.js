@@ -238,11 +238,19 @@ function showCharacter(data) {
 }
 
 function showLine(data) {
-  $("text").textContent = data.text || "(nothing found)";
+  $("text").textContent = data.text || (data.reason ? `no characters: ${data.reason}` : "(nothing found)");
   $("text").dataset.text = data.text;
   octx.clearRect(0, 0, overlay.width, overlay.height);
   octx.lineWidth = 2;
   octx.font = "bold 18px system-ui, sans-serif";
+  // Marks that are not characters (a blot, a full stop, a scribble): boxed in grey, left out of the text.
+  octx.setLineDash([4, 4]);
+  octx.strokeStyle = "#8a8a8a";
+  for (const m of data.ignored || []) {
+    const [x0, y0, x1, y1] = m.box.map((v, i) => (i % 2 ? fit.dy : fit.dx) + v * fit.scale);
+    octx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+  }
+  octx.setLineDash([]);
   const list = data.characters.map((c) => {
     const [x0, y0, x1, y1] = c.box.map((v, i) => (i % 2 ? fit.dy : fit.dx) + v * fit.scale);
     octx.strokeStyle = octx.fillStyle = c.unsure ? "#d08a00" : "#2f6fde";
