@@ -291,23 +291,9 @@ class Recognizer:
                 at = kept[rows[kept] == row]
                 probs[at] = line_context.apply(probs[at], [parts[i]["box"] for i in at],
                                                [parts[i]["space_before"] for i in at], self.mapping)
-        characters, ignored, text, space = [], [], "", False
-        for i, (p, x, pr) in enumerate(zip(parts, framed, probs)):
-            space = space or p["space_before"]  # a gap before a mark left out still parts the words
-            if why[i]:
-                ignored.append({"box": p["box"], "row": int(rows[i]), "reason": rejection.REASONS[why[i]]})
-                continue
-            r = self.answer(pr, top, judge=False, allowed=allowed)
-            r.update(box=p["box"], space_before=space and bool(characters), row=int(rows[i]), input=x)
-            if characters and characters[-1]["row"] != r["row"]:
-                text, r["space_before"] = text + "\n", False
-            text += " " * r["space_before"] + r["character"]
-            characters.append(r)
-            space = False
-        out = {"image": name, "text": text, "characters": characters, "ignored": ignored}
-        if not characters:  # every mark was a blot, a speck or a scribble
-            out["reason"] = max(ignored, key=lambda m: _area(m["box"]))["reason"]
-        return out
+        answers = [None if why[i] else self.answer(probs[i], top, judge=False, allowed=allowed)
+                   for i in range(len(parts))]
+        return {"image": name, **_compose(parts, rows, framed, answers, why)}
 
     def _join_split(self, ink, groups, parts, framed, probs, allowed, why):
         """The line with characters split in two joined again where the model reads them better whole.
@@ -333,8 +319,27 @@ class Recognizer:
         return groups, parts, framed[keep], probs[keep], [w for w, k in zip(why, keep) if k]
 
 
-def _area(box) -> int:
-    return (box[2] - box[0]) * (box[3] - box[1])
+def _compose(parts: list[dict], rows: np.ndarray, framed: np.ndarray, answers: list, why: list) -> dict:
+    """A line's ``text``, ``characters``, ``ignored`` and, when nothing was read, ``reason``.
+
+    ``answers`` holds each mark's answer, None for the marks ``why`` names as no character.
+    """
+    characters, ignored, text, space = [], [], "", False
+    for i, (p, x, r) in enumerate(zip(parts, framed, answers)):
+        space = space or p["space_before"]  # a gap before a mark left out still parts the words
+        if why[i]:
+            ignored.append({"box": p["box"], "row": int(rows[i]), "reason": rejection.REASONS[why[i]]})
+            continue
+        r.update(box=p["box"], space_before=space and bool(characters), row=int(rows[i]), input=x)
+        if characters and characters[-1]["row"] != r["row"]:
+            text, r["space_before"] = text + "\n", False
+        text += " " * r["space_before"] + r["character"]
+        characters.append(r)
+        space = False
+    out = {"text": text, "characters": characters, "ignored": ignored}
+    if not characters:  # every mark was a blot, a speck or a scribble: say why, by the largest
+        out["reason"] = max(ignored, key=lambda m: (m["box"][2] - m["box"][0]) * (m["box"][3] - m["box"][1]))["reason"]
+    return out
 
 
 def predict(model, images, top: int = 5, charset: str | None = None) -> list[dict]:
