@@ -176,8 +176,11 @@ def test_the_pen_writes_the_forms_people_use():
     """A 7 with and without a bar, a 1 with and without a flag, open and closed 4s: several forms per character."""
     from handwritten import strokes
 
-    for ch, at_least in {"7": 4, "1": 3, "4": 3, "0": 3, "a": 2, "g": 3, "I": 2, "Z": 2}.items():
+    for ch, at_least in {"7": 6, "1": 3, "4": 3, "0": 3, "a": 2, "g": 3, "I": 2, "Z": 2}.items():
         assert len(strokes.forms(ch)) >= at_least, ch
+    # 7s whose bar starts with a tick down at the left, reaching a third of the height or more.
+    ticks = [s[0][0, 1] for s in strokes.forms("7") if s[0][0, 0] < 0.1 and s[0][0, 1] > 0.1]
+    assert len(ticks) >= 3 and max(ticks) >= 0.3 > min(ticks)
     # The barred I really has its bars: the top and bottom rows hold ink far from the stem.
     barred = strokes.forms("I")[1]
     assert len(barred) == 3 and max(np.ptp(s[:, 0]) for s in barred) >= 0.3
