@@ -5,9 +5,11 @@ the generated non-character images of ``handwritten.negatives`` (blank pages and
 specks, noise, scribbles, shapes, crossed-out marks, several characters, textures) and the
 single characters of the real-handwriting folder (``../shared/real-handwriting``, labels in its
 ``labels.json``), through ``Recognizer.predict`` as ``handwritten predict`` does; an answer with
-``character: null`` is a rejection. The expected calibration error (15 bins) is measured on the
-sample's test part with the model's temperature and without it. Only aggregate figures are
-recorded; no real image is copied anywhere.
+``character: null`` is a rejection. The same images are read as lines too
+(``Recognizer.read_line``), counting those in which no character is read, and the marks of the
+real lines left out. The expected calibration error (15 bins) is measured on the sample's test
+part with the model's temperature and without it. Only aggregate figures are recorded; no real
+image is copied anywhere.
 
     python benchmarks/bench_rejection.py [--quick] [--real DIR] [--model M.keras]
 """
@@ -58,6 +60,26 @@ def _negatives(recognizer, count: int) -> tuple[list, Counter, Counter]:
     return items, rejected, reasons
 
 
+def _negatives_as_lines(recognizer, items: list, folder: Path) -> dict:
+    """The generated images read as lines (``Recognizer.read_line``): per kind, how many gave no
+    characters (every mark left out, or the image refused: no ink, too many marks); and how many
+    marks of the real lines in ``folder/lines`` were left out."""
+    from handwritten.errors import HandwrittenError
+
+    nothing = Counter()
+    for kind, image in items:
+        try:
+            nothing[kind] += "reason" in recognizer.read_line(image, top=1)
+        except HandwrittenError:
+            nothing[kind] += 1
+    real_lines = sorted((folder / "lines").glob("*")) if (folder / "lines").is_dir() else []
+    marks = [recognizer.read_line(str(path), top=1) for path in real_lines]
+    return {"kinds": sorted(set(k for k, _ in items)), "per_kind": len(items) // len(set(k for k, _ in items)),
+            "no_characters_by_kind": dict(nothing), "real_lines": len(real_lines),
+            "real_marks": sum(len(r["characters"]) + len(r["ignored"]) for r in marks),
+            "real_marks_left_out": sum(len(r["ignored"]) for r in marks)}
+
+
 def _real_characters(recognizer, folder: Path) -> dict | None:
     """The single real characters in ``folder`` read by the model: how many were rejected (by kind
     and reason), marked unsure or failed, and how many of those kept were right; None without labels."""
@@ -84,15 +106,28 @@ def _real_characters(recognizer, folder: Path) -> dict | None:
     }
 
 
+def _line_figure(items: list, lines: dict, count: int) -> dict:
+    """The row of the non-characters given as lines: how many read no characters at all."""
+    nothing, kinds = lines["no_characters_by_kind"], sorted(set(k for k, _ in items) - {"several"})
+    total = sum(nothing.get(k, 0) for k in kinds)
+    return common.figure(
+        "Non-characters given as a line: no characters read", total, f"of {count // 8 * len(kinds)}",
+        note=", ".join(f"{k} {nothing.get(k, 0)}/{count // 8}" for k in kinds) +
+        f"; several characters, read as a line: {count // 8 - nothing.get('several', 0)}/{count // 8} with characters; "
+        f"real lines: {lines['real_marks_left_out']} of {lines['real_marks']} marks left out")
+
+
 def _figures(items: list, rejected: Counter, count: int, real: dict | None, real_folder: Path,
-             summary: dict) -> list[dict]:
-    """The rows of BENCHMARKS.md: non-characters rejected, real characters rejected, calibration error."""
+             summary: dict, lines: dict) -> list[dict]:
+    """The rows of BENCHMARKS.md: non-characters rejected (alone and as lines), real characters
+    rejected, calibration error."""
     negatives_share = sum(rejected.values()) / len(items)
     return [
         common.figure("Non-characters answered 'not a character'", 100 * negatives_share, "%",
                       target=f">= {NEGATIVES_REJECTED:.0%}", met=negatives_share >= NEGATIVES_REJECTED,
                       note=f"{sum(rejected.values())} of {len(items)} generated images; " +
                       ", ".join(f"{k} {rejected[k]}/{count // 8}" for k in sorted(set(k for k, _ in items)))),
+        _line_figure(items, lines, count),
         common.figure("Real handwritten characters rejected", None if real is None else 100 * real["share_rejected"],
                       "%", target=f"<= {REAL_REJECTED:.0%}",
                       met=None if real is None else real["share_rejected"] <= REAL_REJECTED,
@@ -121,6 +156,7 @@ def main() -> int:
     count = NEGATIVES // 2 if args.quick else NEGATIVES
     items, rejected, reasons = _negatives(recognizer, count)
     real = _real_characters(recognizer, args.real)
+    lines = _negatives_as_lines(recognizer, items, args.real)
     summary, _ = evaluate(recognizer, data)
     sizes = {"negatives": len(items), "real": real["images"] if real else 0, "test_images": summary["images"]}
     details = {
@@ -130,9 +166,9 @@ def main() -> int:
         "calibration_error_uncalibrated": summary["calibration_error_uncalibrated"],
         "negatives": {"images": len(items), "rejected": sum(rejected.values()), "by_kind": dict(rejected),
                       "reasons": dict(reasons)},
-        "real": real,
+        "real": real, "as_lines": lines,
     }
-    figures = _figures(items, rejected, count, real, args.real, summary)
+    figures = _figures(items, rejected, count, real, args.real, summary, lines)
     common.record(NAME, quick=args.quick, sizes=sizes, figures=figures, details=details, started=started)
     return 0
 

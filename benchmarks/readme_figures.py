@@ -124,6 +124,15 @@ def rejection_lines() -> list[str]:
     if real:
         line += (f"; **{real['share_rejected']:.0%}** of {real['images']} real handwritten characters rejected "
                  f"(target <= 5%), {real['unsure']} marked unsure")
+    lines = d.get("as_lines")
+    if lines:
+        nothing = lines["no_characters_by_kind"]
+        others, per_kind = [k for k in lines["kinds"] if k != "several"], lines["per_kind"]
+        line += (f". Given as lines, {sum(nothing.get(k, 0) for k in others)} of {per_kind * len(others)} of them "
+                 f"(all but the several characters) read no characters ("
+                 + ", ".join(f"{k} {nothing.get(k, 0)}/{per_kind}" for k in others)
+                 + f"), and {lines['real_marks_left_out']} of the {lines['real_marks']} marks of the real lines "
+                 "were left out")
     line += (f". Calibration error on the sample's test part {d['calibration_error_uncalibrated']:.4f} before "
              f"temperature scaling, **{d['calibration_error']:.4f}** after (temperature {d['temperature']:.2f}). "
              f"Measured {r['date'][:10]} on {_machine(r['machine'])}; `python benchmarks/bench_rejection.py` reruns it.")

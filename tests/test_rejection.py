@@ -186,3 +186,20 @@ def test_a_line_of_only_a_scribble_reads_no_characters_and_says_why(trained_mode
     assert main(["predict", str(trained_model), str(path), "--line", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["reason"] == rejection.REASONS["scribble"] and answer["characters"] == []
+
+
+def test_the_grain_of_a_blank_photo_read_as_a_line_reads_no_characters(trained_model):
+    """Blank pages and canvases, some photographed on grainy paper: no line reads a character from them."""
+    from handwritten.errors import NoInk
+
+    r = Recognizer(trained_model)
+    blanks = [image for kind, image in negatives.generate(count=240, seed=0) if kind == "blank"]
+    grainy = 0
+    for image in blanks:
+        try:
+            result = r.read_line(image)
+        except NoInk:
+            continue
+        grainy += 1
+        assert result["characters"] == [] and result["reason"], result["text"]
+    assert grainy >= 5  # the photographed ones have marks to judge

@@ -36,9 +36,13 @@ import numpy as np
 MAX_THICKNESS = 0.4
 SOLID = 0.85
 SPECK_PIXELS = 12
-# In a line, a thick mark this small against its row's characters' height is a speck too: a full
-# stop, a comma or dust (a dot belonging to an i or j is part of its character).
+# In a line, a mark under SPECK_SHARE of its row's characters' height is a speck whatever its
+# strokes: a full stop, a comma or dust (a dot belonging to an i or j is part of its character).
+# So is one of SPECK_PIXELS or fewer when that is under SPECK_OF_IMAGE of the image's shorter
+# side: the grain of a blank photo; a crop of small writing, whose letters may be that small,
+# keeps them.
 SPECK_SHARE = 0.25
+SPECK_OF_IMAGE = 0.05
 # Total stroke length over the longest side. An I is 1, an O about 3, M, W, B, g about 4-5.
 MAX_LENGTH = 5.5
 # Enclosed loops large enough to see (each at least HOLE_SHARE of the box). B and 8 have 2.
@@ -187,7 +191,11 @@ def reason_from_cues(cues: dict) -> str | None:
 
 
 def line_marks(ink: np.ndarray, groups: np.ndarray, rows: np.ndarray) -> list[str | None]:
-    """Per character of a line, ``blob`` or ``scribble`` when its mark is not a character, else None.
+    """Per character of a line, the key of ``REASONS`` when its mark is not a character, else None.
+
+    A speck, a blot or a scribble is ``blob`` or ``scribble``; when more than ``MAX_PIECES`` marks
+    are such and they outnumber the rest, the image is no writing at all (the grain of a blank
+    photo, noise): every mark is ``clutter``.
 
     Args:
         ink: the line's ink image; groups: numbering each pixel with its character from 1 (0 for
@@ -197,11 +205,17 @@ def line_marks(ink: np.ndarray, groups: np.ndarray, rows: np.ndarray) -> list[st
 
     boxes = ndimage.find_objects(groups)
     heights = np.array([b[0].stop - b[0].start for b in boxes], float)
+    speck = min(SPECK_PIXELS, SPECK_OF_IMAGE * min(groups.shape))
     reasons = []
     for k, box in enumerate(boxes):
-        typical = float(np.median(heights[rows == rows[k]]))
-        cues = stroke_cues(groups[box] == k + 1, ink[box])
-        reasons.append(stroke_reason(cues, max(SPECK_PIXELS, SPECK_SHARE * typical)))
+        side = max(b.stop - b.start for b in box)
+        if side <= speck or side < SPECK_SHARE * float(np.median(heights[rows == rows[k]])):
+            reasons.append("blob")
+        else:
+            reasons.append(stroke_reason(stroke_cues(groups[box] == k + 1, ink[box])))
+    left_out = sum(r is not None for r in reasons)
+    if left_out > MAX_PIECES and left_out > len(reasons) - left_out:
+        return ["clutter"] * len(reasons)
     return reasons
 
 
