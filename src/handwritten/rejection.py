@@ -164,12 +164,9 @@ def stroke_cues(crop: np.ndarray, ink: np.ndarray) -> dict:
     }
 
 
-def stroke_reason(cues: dict, speck: float = SPECK_PIXELS) -> str | None:
-    """``blob`` or ``scribble`` when a mark's :func:`stroke_cues` are not a character's strokes, else None.
-
-    A mark of ``speck`` pixels or fewer on its longer side is too small to hold a character.
-    """
-    if cues["thickness"] > MAX_THICKNESS and (cues["solid"] >= SOLID or cues["pixels"] <= speck):
+def stroke_reason(cues: dict) -> str | None:
+    """``blob`` or ``scribble`` when a mark's :func:`stroke_cues` are not a character's strokes, else None."""
+    if cues["thickness"] > MAX_THICKNESS and (cues["solid"] >= SOLID or cues["pixels"] <= SPECK_PIXELS):
         return "blob"
     if cues["length"] > MAX_LENGTH or cues["holes"] > MAX_HOLES:
         return "scribble"
@@ -205,11 +202,12 @@ def line_marks(ink: np.ndarray, groups: np.ndarray, rows: np.ndarray) -> list[st
 
     boxes = ndimage.find_objects(groups)
     heights = np.array([b[0].stop - b[0].start for b in boxes], float)
+    typical = {row: float(np.median(heights[rows == row])) for row in np.unique(rows)}
     speck = min(SPECK_PIXELS, SPECK_OF_IMAGE * min(groups.shape))
     reasons = []
     for k, box in enumerate(boxes):
         side = max(b.stop - b.start for b in box)
-        if side <= speck or side < SPECK_SHARE * float(np.median(heights[rows == rows[k]])):
+        if side <= speck or side < SPECK_SHARE * typical[rows[k]]:
             reasons.append("blob")
         else:
             reasons.append(stroke_reason(stroke_cues(groups[box] == k + 1, ink[box])))
