@@ -74,7 +74,8 @@ def _negatives_as_lines(recognizer, items: list, folder: Path) -> dict:
             nothing[kind] += 1
     real_lines = sorted((folder / "lines").glob("*")) if (folder / "lines").is_dir() else []
     marks = [recognizer.read_line(str(path), top=1) for path in real_lines]
-    return {"kinds": sorted(set(k for k, _ in items)), "per_kind": len(items) // len(set(k for k, _ in items)),
+    kinds = sorted(set(k for k, _ in items))
+    return {"kinds": kinds, "per_kind": len(items) // len(kinds),
             "no_characters_by_kind": dict(nothing), "real_lines": len(real_lines),
             "real_marks": sum(len(r["characters"]) + len(r["ignored"]) for r in marks),
             "real_marks_left_out": sum(len(r["ignored"]) for r in marks)}
@@ -106,14 +107,15 @@ def _real_characters(recognizer, folder: Path) -> dict | None:
     }
 
 
-def _line_figure(items: list, lines: dict, count: int) -> dict:
+def _line_figure(lines: dict) -> dict:
     """The row of the non-characters given as lines: how many read no characters at all."""
-    nothing, kinds = lines["no_characters_by_kind"], sorted(set(k for k, _ in items) - {"several"})
-    total = sum(nothing.get(k, 0) for k in kinds)
+    nothing, each = lines["no_characters_by_kind"], lines["per_kind"]
+    kinds = [k for k in lines["kinds"] if k != "several"]
     return common.figure(
-        "Non-characters given as a line: no characters read", total, f"of {count // 8 * len(kinds)}",
-        note=", ".join(f"{k} {nothing.get(k, 0)}/{count // 8}" for k in kinds) +
-        f"; several characters, read as a line: {count // 8 - nothing.get('several', 0)}/{count // 8} with characters; "
+        "Non-characters given as a line: no characters read", sum(nothing.get(k, 0) for k in kinds),
+        f"of {each * len(kinds)}",
+        note=", ".join(f"{k} {nothing.get(k, 0)}/{each}" for k in kinds) +
+        f"; several characters, read as a line: {each - nothing.get('several', 0)}/{each} with characters; "
         f"real lines: {lines['real_marks_left_out']} of {lines['real_marks']} marks left out")
 
 
@@ -127,7 +129,7 @@ def _figures(items: list, rejected: Counter, count: int, real: dict | None, real
                       target=f">= {NEGATIVES_REJECTED:.0%}", met=negatives_share >= NEGATIVES_REJECTED,
                       note=f"{sum(rejected.values())} of {len(items)} generated images; " +
                       ", ".join(f"{k} {rejected[k]}/{count // 8}" for k in sorted(set(k for k, _ in items)))),
-        _line_figure(items, lines, count),
+        _line_figure(lines),
         common.figure("Real handwritten characters rejected", None if real is None else 100 * real["share_rejected"],
                       "%", target=f"<= {REAL_REJECTED:.0%}",
                       met=None if real is None else real["share_rejected"] <= REAL_REJECTED,

@@ -237,6 +237,11 @@ function showCharacter(data) {
   );
 }
 
+// A box [x0, y0, x1, y1] in the image's pixels, in the canvas's.
+function onCanvas(box) {
+  return box.map((v, i) => (i % 2 ? fit.dy : fit.dx) + v * fit.scale);
+}
+
 function showLine(data) {
   $("text").textContent = data.text || (data.reason ? `no characters: ${data.reason}` : "(nothing found)");
   $("text").dataset.text = data.text;
@@ -247,12 +252,12 @@ function showLine(data) {
   octx.setLineDash([4, 4]);
   octx.strokeStyle = "#8a8a8a";
   for (const m of data.ignored || []) {
-    const [x0, y0, x1, y1] = m.box.map((v, i) => (i % 2 ? fit.dy : fit.dx) + v * fit.scale);
+    const [x0, y0, x1, y1] = onCanvas(m.box);
     octx.strokeRect(x0, y0, x1 - x0, y1 - y0);
   }
   octx.setLineDash([]);
   const list = data.characters.map((c) => {
-    const [x0, y0, x1, y1] = c.box.map((v, i) => (i % 2 ? fit.dy : fit.dx) + v * fit.scale);
+    const [x0, y0, x1, y1] = onCanvas(c.box);
     octx.strokeStyle = octx.fillStyle = c.unsure ? "#d08a00" : "#2f6fde";
     octx.strokeRect(x0, y0, x1 - x0, y1 - y0);
     octx.fillText(c.character, x0 + 2, Math.max(16, y0 - 4));
