@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from handwritten import images, marks, rules
 from test_images import compose_line, draw_char
@@ -174,3 +174,18 @@ def test_a_stem_spanning_a_picture_cropped_to_it_stays(shape):
         page[14:, 98:110] = 20
     mask, (_, kept, _, _) = found(page)
     assert kept is mask
+
+
+@pytest.mark.parametrize("step, width, blur", [(40, 2, 0), (70, 2, 0), (40, 3, 1.0), (70, 3, 1.0)])
+def test_a_line_on_squared_paper_is_found_as_without_it(line, step, width, blur):
+    # A grid with a rule near each edge of the picture: each rule's ends lie in the other way's.
+    # Blurred as in a photo, each crossing leaves a stub of one way's rule, a little thicker than
+    # the other, when that one is taken out.
+    plain = boxes_of(line)
+    h, w = line.shape
+    page = columns(ruled(line, [(y, y) for y in range(3, h, step)], width=width), list(range(2, w, step)), width=width)
+    if blur:
+        page = np.asarray(Image.fromarray(page).filter(ImageFilter.GaussianBlur(blur)))
+    got = boxes_of(page)
+    assert len(got) == len(plain), (got, plain)
+    assert np.abs(np.array(got) - np.array(plain)).max() <= 5, (got, plain)

@@ -9,6 +9,9 @@ than the rule is long. It is found with the Hough transform (among the fainter i
 rule breaks into dashes at the ink threshold) and cleared column by column where it runs
 alone, its own rows only; where a stroke crosses it the column is kept, so characters stay whole.
 A Z's or a T's bar in a picture cropped to the character fails those tests and stays.
+On squared paper each way's rules cross the other's, sometimes at their very ends: a rule's
+ends are judged beside the lines that cross it, and the stubs left where two rules crossed go
+with them.
 """
 
 from __future__ import annotations
@@ -106,11 +109,15 @@ def _runs_at(mask: np.ndarray, line: tuple[float, float], reach: int) -> tuple[n
     return centre - reach + above, centre - reach + below, hit
 
 
-def _rule(mask: np.ndarray, line: tuple[float, float]) -> tuple[np.ndarray, int] | None:
-    """The pixels of the rule near ``line`` where it runs alone, and its length; None when ``line``
-    is no rule: it does not span ``SPAN`` of the picture (of the part of the width where the line
-    is inside it, when it leaves through the top or the bottom edge), runs alone in under
-    ``ALONE`` of that, or is not cut square at its ends."""
+def _rule(mask: np.ndarray, line: tuple[float, float],
+          crossed: np.ndarray | None = None) -> tuple[np.ndarray, int, float] | None:
+    """The pixels of the rule near ``line`` where it runs alone, its length and its thickness;
+    None when ``line`` is no rule: it does not span ``SPAN`` of the picture (of the part of the
+    width where the line is inside it, when it leaves through the top or the bottom edge), runs alone in under
+    ``ALONE`` of that, or is not cut square at its ends. Its ends are judged outside the columns
+    where a line crosses it from edge to edge of the band looked at (the other way's rule on
+    squared paper, which may lie across its very end) and those of ``crossed`` (per column:
+    whether a rule of the other way found before ran there and left a stub)."""
     h, w = mask.shape
     reach = max(4, min(h // 6, 60))
     slack = max(3, int(REACH * w))
@@ -131,7 +138,11 @@ def _rule(mask: np.ndarray, line: tuple[float, float]) -> tuple[np.ndarray, int]
         # reaches one edge at most (an H's stem, from its bar down to the bottom edge).
         if columns[0] - inside[0] > slack or inside[-1] - columns[-1] > slack:
             return None
-        if not _cut_square(line, length, hit, thickness, h):
+        centre = np.clip(np.rint(middle), 0, h - 1)
+        through = (top <= np.maximum(centre - reach, 0)) & (end >= np.minimum(centre + reach + 1, h))
+        through = _widened(through, END)  # with its soft edges
+        judged = hit & ~through if crossed is None else hit & ~through & ~crossed
+        if not _cut_square(line, length, judged, thickness, h):
             return None
         if refine:  # the Hough line is an eighth of a degree coarse: fit the rule's own middle
             b, a = np.polyfit(columns, (top[alone] + end[alone] - 1) / 2, 1)
@@ -143,7 +154,7 @@ def _rule(mask: np.ndarray, line: tuple[float, float]) -> tuple[np.ndarray, int]
     rows = np.arange(h)[:, None]
     cleared = np.zeros_like(mask)
     cleared[:, alone] = (rows >= low[alone]) & (rows < high[alone])
-    return cleared & mask, int(columns[-1] - columns[0] + 1)
+    return cleared & mask, int(columns[-1] - columns[0] + 1), thickness
 
 
 def _cut_square(line: tuple[float, float], length: np.ndarray, hit: np.ndarray, thickness: float, h: int) -> bool:
@@ -194,26 +205,56 @@ def _written_between(rest: np.ndarray, lengths: dict[int, int]) -> bool:
         LONGER * max(c["box"][2 + axis] - c["box"][axis] for c in kept) <= length for axis, length in lengths.items())
 
 
-def _find(seen: np.ndarray) -> tuple[np.ndarray, int]:
-    """The pixels of the horizontal rules in ``seen`` (taken out of it, in place) and the shortest
-    one's length; no pixels when there is none."""
+def _find(seen: np.ndarray, crossed: np.ndarray | None = None) -> tuple[np.ndarray, int, float]:
+    """The pixels of the horizontal rules in ``seen`` (taken out of it, in place), the shortest
+    one's length and the thickest one's thickness; no pixels when there is none. ``crossed``:
+    the other way's rules found so far."""
     height, width = seen.shape
-    cleared, length, found = np.zeros_like(seen), width, 0
+    cleared, length, thickness, found = np.zeros_like(seen), width, 0.0, 0
     if width < 16 or height < 8:
-        return cleared, length
+        return cleared, length, thickness
+    # Where a rule of the other way was taken out, a stub of it is left across this way's (where
+    # it did not run alone), a little thicker than the rule: a rule's end is not judged there.
+    across = None if crossed is None or not crossed.any() else _widened(crossed.any(axis=0), END)
     # The straightest long marks first; a character's own bar may be among them (a T's, longer
     # than the rules), and is passed over.
     for line in _lines(seen):
-        rule = _rule(seen, line)
+        rule = _rule(seen, line, across)
         if rule is None:
             continue
         seen &= ~rule[0]
         cleared |= rule[0]
         length = min(length, rule[1])
+        thickness = max(thickness, rule[2])
         found += 1
         if found == MAX_RULES:
             break
-    return cleared, length
+    return cleared, length, thickness
+
+
+def _widened(columns: np.ndarray, by: int) -> np.ndarray:
+    """``columns`` (booleans) with ``by`` more on each side of every true run."""
+    kernel = np.ones(2 * by + 1)
+    return np.convolve(columns.astype(np.float64), kernel, mode="same") > 0
+
+
+def _crossings(rest: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray, thickness: float) -> np.ndarray:
+    """The stubs that squared paper's crossings leave in ``rest``: marks lying wholly where a
+    horizontal and a vertical rule (each widened by about half the thicker rule) meet. Each way's
+    rule is kept where the other crosses it, as a stroke crossing it would be; a stroke through a
+    crossing reaches beyond it and stays."""
+    from scipy import ndimage
+
+    cv2 = framing.opencv()
+    reach = int(np.ceil(thickness / 2)) + 2
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    zone = (cv2.dilate(horizontal.view(np.uint8), kernel) & cv2.dilate(vertical.view(np.uint8), kernel)).astype(bool)
+    labels, count = ndimage.label(rest)
+    if not count:
+        return np.zeros_like(rest)
+    index = np.arange(1, count + 1)
+    inside = ndimage.sum(zone, labels, index) == ndimage.sum(rest, labels, index)
+    return np.concatenate([[False], inside])[labels]
 
 
 def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[dict]):
@@ -233,18 +274,20 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
     # mask holds only dashes of it: it is looked for among the fainter ink as well.
     seen = mask | (ink > FAINT)
     horizontal, vertical = np.zeros_like(mask), np.zeros_like(mask)
-    length_h, length_v = width, height
+    length_h, length_v, thickness = width, height, 0.0
     # Twice each way: on squared paper a rule's ends may lie under the other way's rules, which
-    # hide that it is cut square until they are gone.
+    # hide that it is cut square until they are gone (or are judged beside them, see _rule).
     for _ in range(2):
-        found_h, short_h = _find(seen)
-        found_v, short_v = _find(seen.T)  # seen.T is a view: its rules leave seen too
+        found_h, short_h, thick_h = _find(seen, vertical)
+        # seen.T is a view: its rules leave seen too.
+        found_v, short_v, thick_v = _find(seen.T, (horizontal | found_h).T)
         if not (found_h.any() or found_v.any()):
             break
         horizontal |= found_h
         vertical |= found_v.T
         length_h = min(length_h, short_h)
         length_v = min(length_v, short_v)
+        thickness = max(thickness, thick_h, thick_v)
     # Both ways together (squared paper: each alone leaves the other's rules at the edges), else
     # either alone; each way's rules measured against the marks across them.
     ways = [(rules, {axis: length}) for rules, axis, length in ((horizontal, 1, length_h), (vertical, 0, length_v))
@@ -254,6 +297,8 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
     cleared = next((rules for rules, lengths in ways if _written_between(mask & ~rules, lengths)), None)
     if cleared is None:
         return ink, mask, labels, comps
+    if len(ways) == 3 and cleared is ways[0][0]:  # both ways: squared paper, with stubs where they crossed
+        cleared = cleared | _crossings(mask & ~cleared, horizontal, vertical, thickness)
     rest = mask & ~cleared
     ink = np.where(cleared, np.float32(0), ink)
     labels, comps = marks.components(rest, min_size=3)
