@@ -97,10 +97,14 @@ def test_one_character_above_a_rule_is_framed_as_without_it():
     assert np.abs(alone.astype(int) - both.astype(int)).mean() > 10
 
 
-@pytest.mark.parametrize("shape", ["Z", "T", "dash"])
+@pytest.mark.parametrize("shape", ["Z", "T", "E", "dash"])
 def test_a_characters_bar_spanning_a_picture_cropped_to_it_stays(shape):
     page = np.full((120, 150), 235, np.uint8)
-    if shape == "Z":  # both bars reach the left and right edges; a rule would be the bottom one
+    if shape == "E":  # a wide E in a square-ended marker: each bar ends in the stem that crosses it
+        page = np.full((150, 300), 235, np.uint8)
+        page[:, :6] = 20
+        page[:8] = page[71:79] = page[-8:] = 20
+    elif shape == "Z":  # both bars reach the left and right edges; a rule would be the bottom one
         draw = ImageDraw.Draw(im := Image.fromarray(page))
         draw.line([(0, 8), (149, 8), (0, 112), (149, 112)], fill=20, width=12, joint="curve")
         page = np.asarray(im)
