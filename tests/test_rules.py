@@ -8,6 +8,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from handwritten import images, marks, rules
+from handwritten.errors import NoInk
 from test_images import compose_line, draw_char
 
 
@@ -193,3 +194,20 @@ def test_a_line_on_squared_paper_is_found_as_without_it(line, step, width, blur)
     got = boxes_of(page)
     assert len(got) == len(plain), (got, plain)
     assert np.abs(np.array(got) - np.array(plain)).max() <= 5, (got, plain)
+
+
+@pytest.mark.parametrize("paper", ["lined", "squared", "hash"])
+def test_a_blank_page_of_rules_has_no_ink(paper):
+    page = np.full((300, 420), 240, np.uint8)
+    page = ruled(page, [(y, y) for y in range(20, 300, 45)], width=2)
+    if paper != "lined":
+        page = columns(page, list(range(15, 420, 45)), width=2)
+    if paper == "hash":  # two bars each way and nothing else, as a drawn # cropped to it: it stays
+        page = columns(ruled(np.full((120, 120), 240, np.uint8), [(30, 30), (90, 90)], width=8), [30, 90], width=8)
+    mask, (_, kept, _, _) = found(page)
+    if paper == "hash":
+        assert kept is mask
+        return
+    assert not kept.any()
+    with pytest.raises(NoInk):
+        images.preprocess(page)

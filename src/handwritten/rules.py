@@ -27,6 +27,7 @@ VOTES = 0.3  # ink on a line, as a share of the width, to look at it closer
 MAX_SLOPE = 8.0  # degrees: a photo of a page is seldom turned more
 LONGER = 0.75  # a rule is at least this many times as long as the tallest mark left is high
 MAX_RULES = 40  # each way: squared paper behind a line of writing shows a few dozen; more is not a page
+BARE_LINED, BARE_SQUARED = 4, 3  # rules one way, or each way, that with nothing else are a blank page
 TRIES = 120  # distinct lines looked at closer, the most ink first
 NEAR = 6  # px: Hough lines this close (and within half a degree) are one
 # The Hough accumulator holds a cell per 2 px of width plus height per angle: a picture whose
@@ -171,7 +172,8 @@ def _cut_square(line: tuple[float, float], length: np.ndarray, hit: np.ndarray, 
         runs = length[columns]
         middle = line[0] + line[1] * columns
         leaving = (middle < thickness + 1) | (middle > h - thickness - 2)
-        if not ((leaving | (runs >= 0.7 * thickness)) & (runs <= 1.3 * thickness + 1)).all():
+        # Within a pixel of its thickness, as a thin sloped rule's rows alternate, or 0.7 of it.
+        if not ((leaving | (runs >= min(0.7 * thickness, thickness - 1))) & (runs <= 1.3 * thickness + 1)).all():
             return False
     return True
 
@@ -205,14 +207,14 @@ def _written_between(rest: np.ndarray, lengths: dict[int, int]) -> bool:
         LONGER * max(c["box"][2 + axis] - c["box"][axis] for c in kept) <= length for axis, length in lengths.items())
 
 
-def _find(seen: np.ndarray, crossed: np.ndarray | None = None) -> tuple[np.ndarray, int, float]:
+def _find(seen: np.ndarray, crossed: np.ndarray | None = None) -> tuple[np.ndarray, int, float, int]:
     """The pixels of the horizontal rules in ``seen`` (taken out of it, in place), the shortest
-    one's length and the thickest one's thickness; no pixels when there is none. ``crossed``:
-    the other way's rules found so far."""
+    one's length, the thickest one's thickness and how many there are; no pixels when there is
+    none. ``crossed``: the other way's rules found so far."""
     height, width = seen.shape
     cleared, length, thickness, found = np.zeros_like(seen), width, 0.0, 0
     if width < 16 or height < 8:
-        return cleared, length, thickness
+        return cleared, length, thickness, found
     # Where a rule of the other way was taken out, a stub of it is left across this way's (where
     # it did not run alone), a little thicker than the rule: a rule's end is not judged there.
     across = None if crossed is None or not crossed.any() else _widened(crossed.any(axis=0), END)
@@ -229,7 +231,14 @@ def _find(seen: np.ndarray, crossed: np.ndarray | None = None) -> tuple[np.ndarr
         found += 1
         if found == MAX_RULES:
             break
-    return cleared, length, thickness
+    return cleared, length, thickness, found
+
+
+def _bare(rest: np.ndarray, thickness: float) -> bool:
+    """Whether ``rest`` holds no mark larger than a few of the rules' thicknesses: debris, no writing."""
+    _, comps = marks.components(rest, min_size=3)
+    largest = max((max(c["box"][2] - c["box"][0], c["box"][3] - c["box"][1]) for c in comps), default=0)
+    return largest <= 3 * thickness + 4
 
 
 def _widened(columns: np.ndarray, by: int) -> np.ndarray:
@@ -274,13 +283,13 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
     # mask holds only dashes of it: it is looked for among the fainter ink as well.
     seen = mask | (ink > FAINT)
     horizontal, vertical = np.zeros_like(mask), np.zeros_like(mask)
-    length_h, length_v, thickness = width, height, 0.0
+    length_h, length_v, thickness, counts = width, height, 0.0, np.zeros(2, int)
     # Twice each way: on squared paper a rule's ends may lie under the other way's rules, which
     # hide that it is cut square until they are gone (or are judged beside them, see _rule).
     for _ in range(2):
-        found_h, short_h, thick_h = _find(seen, vertical)
+        found_h, short_h, thick_h, count_h = _find(seen, vertical)
         # seen.T is a view: its rules leave seen too.
-        found_v, short_v, thick_v = _find(seen.T, (horizontal | found_h).T)
+        found_v, short_v, thick_v, count_v = _find(seen.T, (horizontal | found_h).T)
         if not (found_h.any() or found_v.any()):
             break
         horizontal |= found_h
@@ -288,6 +297,7 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
         length_h = min(length_h, short_h)
         length_v = min(length_v, short_v)
         thickness = max(thickness, thick_h, thick_v)
+        counts += (count_h, count_v)
     # Both ways together (squared paper: each alone leaves the other's rules at the edges), else
     # either alone; each way's rules measured against the marks across them.
     ways = [(rules, {axis: length}) for rules, axis, length in ((horizontal, 1, length_h), (vertical, 0, length_v))
@@ -295,10 +305,18 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
     if len(ways) == 2:
         ways.insert(0, (horizontal | vertical, {**ways[0][1], **ways[1][1]}))
     cleared = next((rules for rules, lengths in ways if _written_between(mask & ~rules, lengths)), None)
-    if cleared is None:
-        return ink, mask, labels, comps
     if len(ways) == 3 and cleared is ways[0][0]:  # both ways: squared paper, with stubs where they crossed
         cleared = cleared | _crossings(mask & ~cleared, horizontal, vertical, thickness)
+    elif cleared is None and (counts.min() >= BARE_SQUARED or counts.max() >= BARE_LINED):
+        # Nothing but rules (and the stubs where they crossed): a blank page of lined or squared
+        # paper, which has no ink. No character has that many bars: an E's three stay.
+        everything = horizontal | vertical
+        if len(ways) == 3:
+            everything |= _crossings(mask & ~everything, horizontal, vertical, thickness)
+        if _bare(mask & ~everything, thickness):
+            cleared = everything
+    if cleared is None:
+        return ink, mask, labels, comps
     rest = mask & ~cleared
     ink = np.where(cleared, np.float32(0), ink)
     labels, comps = marks.components(rest, min_size=3)
