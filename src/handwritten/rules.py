@@ -307,9 +307,11 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
     cleared = next((rules for rules, lengths in ways if _written_between(mask & ~rules, lengths)), None)
     if len(ways) == 3 and cleared is ways[0][0]:  # both ways: squared paper, with stubs where they crossed
         cleared = cleared | _crossings(mask & ~cleared, horizontal, vertical, thickness)
-    elif cleared is None and (counts.min() >= BARE_SQUARED or counts.max() >= BARE_LINED):
-        # Nothing but rules (and the stubs where they crossed): a blank page of lined or squared
-        # paper, which has no ink. No character has that many bars: an E's three stay.
+    elif (cleared is None and (counts.min() >= BARE_SQUARED or counts.max() >= BARE_LINED)
+          and len(comps) <= 2 * counts.sum()):
+        # Nothing but rules (and the stubs where they crossed), each of them whole: a blank page
+        # of lined or squared paper, which has no ink. No character has that many bars (an E's
+        # three stay), and rows of dots are no rules (a sheet of dots stays thousands of marks).
         everything = horizontal | vertical
         if len(ways) == 3:
             everything |= _crossings(mask & ~everything, horizontal, vertical, thickness)
