@@ -142,7 +142,9 @@ def _rule(mask: np.ndarray, line: tuple[float, float],
         centre = np.clip(np.rint(middle), 0, h - 1)
         through = (top <= np.maximum(centre - reach, 0)) & (end >= np.minimum(centre + reach + 1, h))
         through = _widened(through, END)  # with its soft edges
-        judged = hit & ~through if crossed is None else hit & ~through & ~crossed
+        judged = hit & ~through
+        if crossed is not None:
+            judged &= ~crossed
         if not _cut_square(line, length, judged, thickness, h):
             return None
         if refine:  # the Hough line is an eighth of a degree coarse: fit the rule's own middle
@@ -217,11 +219,11 @@ def _find(seen: np.ndarray, crossed: np.ndarray | None = None) -> tuple[np.ndarr
         return cleared, length, thickness, found
     # Where a rule of the other way was taken out, a stub of it is left across this way's (where
     # it did not run alone), a little thicker than the rule: a rule's end is not judged there.
-    across = None if crossed is None or not crossed.any() else _widened(crossed.any(axis=0), END)
+    stubs = None if crossed is None or not crossed.any() else _widened(crossed.any(axis=0), END)
     # The straightest long marks first; a character's own bar may be among them (a T's, longer
     # than the rules), and is passed over.
     for line in _lines(seen):
-        rule = _rule(seen, line, across)
+        rule = _rule(seen, line, stubs)
         if rule is None:
             continue
         seen &= ~rule[0]
