@@ -15,7 +15,7 @@ from handwritten import calibration, negatives, rejection
 from handwritten.cli import main
 from handwritten.images import framing_from_meta
 from handwritten.predict import Recognizer
-from test_images import draw_char
+from test_images import compose_line, draw_char
 
 CHARACTERS = "AbC1e7gHkMnpQR3sTuW8xyZ"
 
@@ -109,8 +109,6 @@ def test_help_states_the_default_threshold(capsys):
 
 
 def test_a_line_marks_unsure_characters(trained_model):
-    from test_images import compose_line
-
     line = compose_line([draw_char(c, 80) for c in "AB7"])
     sure = Recognizer(trained_model, min_confidence=0.0).read_line(line)
     doubtful = Recognizer(trained_model, min_confidence=1.0).read_line(line)
@@ -155,8 +153,6 @@ def _blot(size: int, radius: int) -> np.ndarray:
 
 def test_a_line_leaves_out_blots_and_full_stops(trained_model):
     """A blot and a full stop among characters are left out of the text, each named with its box."""
-    from test_images import compose_line
-
     r = Recognizer(trained_model)
     plain = r.read_line(compose_line([draw_char(c, 80, pen=1) for c in "AB7"]))
     stop = np.roll(_blot(80, 5), 25, axis=0)  # on the baseline, as a full stop is written
@@ -203,3 +199,37 @@ def test_the_grain_of_a_blank_photo_read_as_a_line_reads_no_characters(trained_m
         grainy += 1
         assert result["characters"] == [] and result["reason"], result["text"]
     assert grainy >= 5  # the photographed ones have marks to judge
+
+
+def _bar(size: int, x0: int, x1: int, y0: int, y1: int) -> np.ndarray:
+    glyph = np.zeros((size, size), np.float32)
+    glyph[y0:y1, x0:x1] = 1.0
+    return glyph
+
+
+def test_a_line_leaves_out_a_dash_but_keeps_a_t_whose_bar_is_drawn_apart(trained_model):
+    """A dash is wider than any character and is left out, named; a T's bar drawn above its stem
+    without touching it is as wide alone, and stays the T's."""
+    r = Recognizer(trained_model)
+    glyphs = [draw_char(c, 80, pen=1) for c in "AB7"]
+    plain = r.read_line(compose_line(glyphs))
+    dashed = r.read_line(compose_line(glyphs[:1] + [_bar(80, 5, 75, 37, 43)] + glyphs[1:]))
+    assert [c["character"] for c in dashed["characters"]] == [c["character"] for c in plain["characters"]]
+    assert [m["reason"] for m in dashed["ignored"]] == [rejection.REASONS["wide"]]
+    assert dashed["characters"][0]["box"][2] < dashed["ignored"][0]["box"][0] < dashed["characters"][1]["box"][0]
+
+    t = np.maximum(_bar(80, 10, 70, 8, 14), _bar(80, 37, 43, 20, 76))  # 6 px between bar and stem
+    apart = r.read_line(compose_line(glyphs[:1] + [t] + glyphs[1:]))
+    assert len(apart["characters"]) == 4 and apart["ignored"] == []
+    assert apart["characters"][1]["box"][1] < 14 < 20 < apart["characters"][1]["box"][3]
+
+
+def test_strokes_across_a_photo_read_as_a_line_read_no_characters(trained_model):
+    """Wood grain, or lines across a page that are not rules: every mark is far wider than a character."""
+    yy, xx = np.mgrid[:280, :280]
+    wavy = np.zeros((280, 280), bool)
+    for k in range(6):
+        wavy |= np.abs(yy - (25 + 45 * k + 8 * np.sin(xx / 23 + k))) < 4
+    result = Recognizer(trained_model).read_line(np.where(wavy, 40, 225).astype(np.uint8))
+    assert result["characters"] == [] and result["text"] == ""
+    assert result["reason"] == rejection.REASONS["wide"] and len(result["ignored"]) == 6

@@ -264,8 +264,9 @@ class Recognizer:
             (calibrated probability below ``min_confidence``), ``box`` [x0, y0, x1, y1] in the
             image's pixels, ``space_before``, ``row`` (0 for the top one) and ``input``;
             ``ignored``: the marks that are not characters (a blot, a full stop, a speck of dust,
-            a scribble), left out of the text, each with ``box``, ``row`` and ``reason``; and,
-            when no character is left, ``reason``: why the image holds no writing.
+            a scribble, a dash, a joined-up word), left out of the text, each with ``box``,
+            ``row`` and ``reason``; and, when no character is left, ``reason``: why the image
+            holds no writing.
 
         Raises:
             HandwrittenError: a bad charset, or the image cannot be read, holds no ink, or holds
@@ -281,6 +282,9 @@ class Recognizer:
         # joined to a character beside it.
         why = rejection.line_marks(ink, groups, np.array([p.get("row", 0) for p in parts]))
         groups, parts, framed, probs, why = self._join_split(ink, groups, parts, framed, probs, allowed, why)
+        # A mark wider than any character (a joined-up word, a dash) is judged once split
+        # characters are whole: a T's bar drawn apart from its stem is that wide alone.
+        why = [w or rejection.too_wide(p["box"]) for w, p in zip(why, parts)]
         rows = np.array([p.get("row", 0) for p in parts])
         kept = np.flatnonzero([w is None for w in why])
         if context:

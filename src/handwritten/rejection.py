@@ -75,6 +75,7 @@ REASONS = {
     "blob": "a filled blob or speck, not pen strokes",
     "scribble": "strokes too long or too tangled for a character: a scribble or a crossed-out mark",
     "several": "several characters side by side; read it as a line",
+    "wide": "much wider than one character: joined-up writing, a dash or a line across the image",
     "clutter": "ink all over the image or in many pieces: noise, a texture or several marks",
     "unlike": "odd strokes, and like no character the model knows",
 }
@@ -215,6 +216,15 @@ def line_marks(ink: np.ndarray, groups: np.ndarray, rows: np.ndarray) -> list[st
     if left_out > MAX_PIECES and left_out > len(reasons) - left_out:
         return ["clutter"] * len(reasons)
     return reasons
+
+
+def too_wide(box) -> str | None:
+    """``"wide"`` when a mark of a line, ``box`` [x0, y0, x1, y1], is wider than WIDEST times its
+    height, as no one character is: a word written joined-up, a dash, a crease or wood grain
+    across a photo. Judge it after the pieces of one character are joined (a T's bar drawn apart
+    from its stem is that wide alone)."""
+    width, height = box[2] - box[0], box[3] - box[1]
+    return "wide" if width > WIDEST * max(height, 1) else None
 
 
 def borderline(cues: dict) -> bool:
