@@ -233,3 +233,12 @@ def test_strokes_across_a_photo_read_as_a_line_read_no_characters(trained_model)
     result = Recognizer(trained_model).read_line(np.where(wavy, 40, 225).astype(np.uint8))
     assert result["characters"] == [] and result["text"] == ""
     assert result["reason"] == rejection.REASONS["wide"] and len(result["ignored"]) == 6
+
+
+def test_one_image_of_a_dash_is_named_a_dash_not_several_characters(trained_model):
+    """Alone, a mark far wider than high in one piece is a dash or joined-up writing; "several
+    characters side by side" is for ink in separate columns."""
+    dash = np.full((120, 360), 230, np.uint8)
+    dash[55:63, 40:320] = 30
+    answer = Recognizer(trained_model).predict([dash])[0]
+    assert answer["character"] is None and answer["reason"] == rejection.REASONS["wide"]

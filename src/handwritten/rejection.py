@@ -9,7 +9,9 @@ it, from measurements of the image's ink that do not depend on the model:
   full the ink is);
 - its strokes are far longer than any character's, or enclose many loops: a scribble, a
   crossed-out mark or hatching (stroke length and holes compared with the character's size);
-- it is much wider than a character and falls into separate columns: several characters;
+- it is much wider than a character and falls into separate columns: several characters; far
+  wider still in one piece: a joined-up word, a dash or a stroke across (alone, or as a mark of
+  a line);
 - as much ink lies elsewhere in the image, in many pieces or one large one: noise, a
   texture, a photo of things, or several characters apart;
 
@@ -48,8 +50,8 @@ MAX_LENGTH = 5.5
 # Enclosed loops large enough to see (each at least HOLE_SHARE of the box). B and 8 have 2.
 MAX_HOLES = 3
 HOLE_SHARE = 0.004
-# Width over height: wider than this with ink in separate columns, or wider than WIDEST in any
-# case (a joined-up word), is several characters side by side. A wide m or w is about 2.
+# Width over height: wider than this with ink in separate columns is several characters side by
+# side; wider than WIDEST in one run of columns, a joined-up word or a dash. A wide m or w is about 2.
 MAX_ASPECT = 1.2
 WIDEST = 2.6
 # Ink outside the character, over the character's ink: in pieces of at least OTHER_SHARE of it.
@@ -183,8 +185,10 @@ def reason_from_cues(cues: dict) -> str | None:
     found = stroke_reason(cues)
     if found:
         return found
-    if cues["aspect"] > WIDEST or (cues["aspect"] > MAX_ASPECT and cues["columns"] >= 2):
+    if cues["aspect"] > MAX_ASPECT and cues["columns"] >= 2:
         return "several"
+    if cues["aspect"] > WIDEST:  # in one piece across: a joined-up word, a dash
+        return "wide"
     return None
 
 
