@@ -78,7 +78,9 @@ def _negatives_as_lines(recognizer, items: list, folder: Path) -> dict:
     return {"kinds": kinds, "per_kind": len(items) // len(kinds),
             "no_characters_by_kind": dict(nothing), "real_lines": len(real_lines),
             "real_marks": sum(len(r["characters"]) + len(r["ignored"]) for r in marks),
-            "real_marks_left_out": sum(len(r["ignored"]) for r in marks)}
+            "real_marks_left_out": sum(len(r["ignored"]) for r in marks),
+            "real_left_out_why": dict(Counter(f"{path.name}: {m['reason']}" for path, r in zip(real_lines, marks)
+                                              for m in r["ignored"]))}
 
 
 def _real_characters(recognizer, folder: Path) -> dict | None:
@@ -116,7 +118,8 @@ def _line_figure(lines: dict) -> dict:
         f"of {each * len(kinds)}",
         note=", ".join(f"{k} {nothing.get(k, 0)}/{each}" for k in kinds) +
         f"; several characters, read as a line: {each - nothing.get('several', 0)}/{each} with characters; "
-        f"real lines: {lines['real_marks_left_out']} of {lines['real_marks']} marks left out")
+        f"real lines: {lines['real_marks_left_out']} of {lines['real_marks']} marks left out" +
+        "".join(f"; {n} in {why}" for why, n in lines.get("real_left_out_why", {}).items()))
 
 
 def _figures(items: list, rejected: Counter, count: int, real: dict | None, real_folder: Path,

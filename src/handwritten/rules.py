@@ -254,18 +254,17 @@ def _crossings(rest: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray, t
     horizontal and a vertical rule (each widened by about half the thicker rule) meet. Each way's
     rule is kept where the other crosses it, as a stroke crossing it would be; a stroke through a
     crossing reaches beyond it and stays."""
-    from scipy import ndimage
-
     cv2 = framing.opencv()
     reach = int(np.ceil(thickness / 2)) + 2
     kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
     zone = (cv2.dilate(horizontal.view(np.uint8), kernel) & cv2.dilate(vertical.view(np.uint8), kernel)).astype(bool)
-    labels, count = ndimage.label(rest)
+    labels, _ = marks.components(rest)
+    count = int(labels.max())
     if not count:
         return np.zeros_like(rest)
-    index = np.arange(1, count + 1)
-    inside = ndimage.sum(zone, labels, index) == ndimage.sum(rest, labels, index)
-    return np.concatenate([[False], inside])[labels]
+    inside = np.bincount(labels[zone], minlength=count + 1) == np.bincount(labels.ravel(), minlength=count + 1)
+    inside[0] = False
+    return inside[labels]
 
 
 def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[dict]):
