@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from handwritten import framing, marks, rules
+from handwritten import boxes, framing, marks, rules
 from handwritten.marks import segment_line  # noqa: F401  (a mask per character; lives with the marks)
 
 # Re-exported: callers that turn images into model input find the framing functions here too.
@@ -167,6 +167,7 @@ def preprocess(source, framing: dict | None = None, name: str | None = None, max
     ink, mask = normalise(load_grey(source, label, max_pixels, ONE_CHARACTER_SIDE)[0], label)
     labels, comps = marks.components(mask, min_size=3)
     ink, mask, labels, comps = rules.remove(ink, mask, labels, comps)
+    ink, mask, labels, comps = boxes.remove(ink, mask, labels, comps)
     chosen = marks.select_character(labels, comps, label)
     framed = frame(ink, chosen, framing)
     if details:
@@ -195,6 +196,7 @@ def find_line(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> 
     ink, mask = normalise(grey, label)
     labels, comps = marks.components(mask, min_size=3)
     ink, mask, labels, comps = rules.remove(ink, mask, labels, comps)
+    ink, mask, labels, comps = boxes.remove(ink, mask, labels, comps)
     groups, characters = marks.line_characters(labels, comps, label)
     for c in characters:
         x0, y0, x1, y1 = c["box"]  # in the input's pixels
