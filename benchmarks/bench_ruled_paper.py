@@ -1,4 +1,4 @@
-"""Ruled paper: whether real handwriting reads the same with the rules of lined paper drawn in.
+"""Ruled paper and form boxes: whether real handwriting reads the same with the rules of lined paper, or a form's boxes, drawn in.
 
 People write on lined and squared paper. Each image of ``../shared/real-handwriting`` (or
 ``--images DIR``) is read as it is, then with rules drawn across it, in memory (nothing is
@@ -7,8 +7,10 @@ little), a thin light one under it, a page of rules (one above, one under, one t
 part), a margin rule down its left side, and squared paper. Each copy
 counts when it is read exactly as the image without rules was, by the package as it is and by
 the same package with the taking out of rules switched off (``handwritten.rules.remove``), in
-the same run. The model is model_2 trained with its defaults on the default offline sample, or
-``--model FILE``.
+the same run. The same for a form's printed boxes: each single character in a box around it,
+each line of one row in a comb field (one box, divided midway between its characters), on a
+page a little larger (``handwritten.boxes.remove``). The model is model_2 trained with its
+defaults on the default offline sample, or ``--model FILE``.
 
     python benchmarks/bench_ruled_paper.py [--quick] [--model FILE] [--images DIR]
 """
@@ -28,6 +30,7 @@ NAME = "ruled_paper"
 RULE = (70, 90, 170)  # a blue rule, as printed on notebook paper
 FAINT = (165, 175, 215)
 STYLES = ("resting", "sloped", "faint", "page", "margin", "squared")
+BOX = (40, 40, 40)  # a form's printed boxes
 
 
 def _extra(parser) -> None:
@@ -94,6 +97,53 @@ def ruled(path: Path, box: list[int], style: str):
     return page
 
 
+def boxed(path: Path, marks: list[list[int]]):
+    """The image at ``path`` on a page larger by a margin of its paper's colour, its characters
+    (``marks``, one row, left to right) in a form's printed boxes: a box around one character,
+    a comb field around several, its bars midway between them. An RGB PIL image."""
+    from PIL import Image, ImageDraw
+
+    with Image.open(path) as im:
+        im = im.convert("RGBA")
+    flat = Image.new("RGBA", im.size, (255, 255, 255, 255))
+    flat.alpha_composite(im)
+    pixels = np.asarray(flat.convert("RGB"))
+    paper = tuple(int(v) for v in np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]), axis=0))
+    x0, y0, x1, y1 = (min(m[0] for m in marks), min(m[1] for m in marks), max(m[2] for m in marks),
+                      max(m[3] for m in marks))
+    height = y1 - y0
+    pad, pen = max(4, round(0.25 * height)), max(1, round(0.03 * height))
+    margin = pad + pen + 8
+    page = Image.new("RGB", (im.size[0] + 2 * margin, im.size[1] + 2 * margin), paper)
+    page.paste(flat.convert("RGB"), (margin, margin))
+    left, right = x0 - pad, x1 + pad
+    if len(marks) == 1:  # a form's box is about as wide as it is high
+        extra = max(0, 0.8 * (height + 2 * pad) - (right - left)) / 2
+        left, right = left - extra, right + extra
+    top, bottom = y0 - pad + margin, y1 + pad + margin
+    draw = ImageDraw.Draw(page)
+    draw.rectangle([left + margin, top, right + margin, bottom], outline=BOX, width=pen)
+    for a, b in zip(marks, marks[1:]):
+        x = (a[2] + b[0]) / 2 + margin
+        draw.line([(x, top), (x, bottom)], fill=BOX, width=pen)
+    return page
+
+
+def _boxed_copies(recognizer, entries: dict[str, dict]) -> dict[str, list]:
+    """Per image, the image as it is and its copy in boxes (lines of one row only)."""
+    copies = {}
+    for name, entry in sorted(entries.items()):
+        if len(entry["label"]) > 1:
+            found = recognizer.read_line(str(entry["file"]), top=1)["characters"]
+            if not found or any(c["row"] for c in found):
+                continue
+            marks = [c["box"] for c in found]
+        else:
+            marks = [_ink_box(recognizer, entry["file"], False)]
+        copies[name] = [str(entry["file"]), boxed(entry["file"], marks)]
+    return copies
+
+
 def _copies(recognizer, entries: dict[str, dict]) -> dict[str, list]:
     """Per image, the image as it is and its copies with each style of rules, drawn once around
     the writing as the package (rules taken out) finds it, so both ways read the same copies."""
@@ -104,8 +154,8 @@ def _copies(recognizer, entries: dict[str, dict]) -> dict[str, list]:
     return copies
 
 
-def _reads(recognizer, entries: dict[str, dict], copies: dict[str, list]) -> dict[str, dict]:
-    """Per image, what is read as it is and with each style of rules."""
+def _reads(recognizer, entries: dict[str, dict], copies: dict[str, list], styles=STYLES) -> dict[str, dict]:
+    """Per image, what is read as it is and with each style of rules (or boxes)."""
     out = {}
     for name, sources in copies.items():
         entry = entries[name]
@@ -114,37 +164,59 @@ def _reads(recognizer, entries: dict[str, dict], copies: dict[str, list]) -> dic
             lambda source: recognizer.predict([source], top=1, names=[name])[0].get("character") or "")
         plain, *styled = (read(source) for source in sources)
         out[name] = {"line": line, "label": entry["label"], "case_sensitive": entry["case_sensitive"],
-                     "plain": plain, **dict(zip(STYLES, styled))}
+                     "plain": plain, **dict(zip(styles, styled))}
     return out
 
 
-def _without_rules_taken_out():
-    """A context in which the package keeps rules as ink, as it did before it took them out."""
+def _kept_as_ink(module):
+    """A context in which the package keeps rules (``handwritten.rules``) or boxes
+    (``handwritten.boxes``) as ink, as it did before it took them out."""
     import contextlib
-
-    from handwritten import rules
 
     @contextlib.contextmanager
     def patched():
-        kept = rules.remove
-        rules.remove = lambda ink, mask, labels, comps: (ink, mask, labels, comps)
+        kept = module.remove
+        module.remove = lambda ink, mask, labels, comps: (ink, mask, labels, comps)
         try:
             yield
         finally:
-            rules.remove = kept
+            module.remove = kept
 
     return patched()
 
 
-def _counts(reads: dict[str, dict], line: bool) -> dict:
+def _counts(reads: dict[str, dict], line: bool, styles=STYLES) -> dict:
     rows = [r for r in reads.values() if r["line"] == line]
-    copies = [(r, style) for r in rows for style in STYLES]
+    copies = [(r, style) for r in rows for style in styles]
     same = sum(r[style] == r["plain"] for r, style in copies)
     right = sum(real._same(r[style], r["label"], r["case_sensitive"]) for r, style in copies)
-    by_style = {style: sum(r[style] == r["plain"] for r in rows) for style in STYLES}
+    by_style = {style: sum(r[style] == r["plain"] for r in rows) for style in styles}
     return {"images": len(rows), "copies": len(copies), "same": same, "right": right,
             "plain_right": sum(real._same(r["plain"], r["label"], r["case_sensitive"]) for r in rows),
             "same_by_style": by_style}
+
+
+def _box_figures(recognizer, entries: dict[str, dict], details: dict) -> list[dict]:
+    """The rows of the copies in a form's boxes, read with the boxes taken out and kept as ink;
+    what they count, and the lines' readings, go into ``details``."""
+    from handwritten import boxes
+
+    copies = _boxed_copies(recognizer, entries)
+    taken_out = _reads(recognizer, entries, copies, styles=("boxes",))
+    with _kept_as_ink(boxes):
+        kept = _reads(recognizer, entries, copies, styles=("boxes",))
+    figures = []
+    for line, what in ((False, "single characters"), (True, "lines")):
+        ours, before = _counts(taken_out, line, ("boxes",)), _counts(kept, line, ("boxes",))
+        details[f"boxed_{what.replace(' ', '_')}"] = {"boxes_taken_out": ours, "boxes_kept": before}
+        figures.append(common.figure(
+            f"Form boxes: copies of real {what} read as without the boxes", ours["same"], f"of {ours['copies']}",
+            note=(f"{'a comb field around each line of one row' if line else 'a box around each'}; with the boxes "
+                  f"kept as ink {before['same']} of {before['copies']}; read right {ours['right']} "
+                  f"(kept: {before['right']})")))
+    details["boxed_line_reads"] = {name: {"taken_out": taken_out[name], "kept": kept[name]}
+                                   for name in taken_out if taken_out[name]["line"]}
+    return figures
 
 
 def main() -> int:
@@ -164,12 +236,13 @@ def main() -> int:
         print("training model_2 with its defaults on the sample ...", file=sys.stderr, flush=True)
         details["trained"] = real._train("model_2", data, model)
         details["model"] = "model_2 trained with its defaults on the default offline sample"
+    from handwritten import rules
     from handwritten.predict import Recognizer
 
     recognizer = Recognizer(model)
     copies = _copies(recognizer, entries)
     taken_out = _reads(recognizer, entries, copies)
-    with _without_rules_taken_out():
+    with _kept_as_ink(rules):
         kept = _reads(recognizer, entries, copies)
     figures = []
     for line, what in ((False, "single characters"), (True, "lines")):
@@ -182,6 +255,7 @@ def main() -> int:
                   f"without rules {ours['plain_right']} of {ours['images']}")))
         print(f"{what}: {ours['same']}/{ours['copies']} read as without the rules "
               f"(rules kept as ink: {before['same']}/{before['copies']})", file=sys.stderr, flush=True)
+    figures += _box_figures(recognizer, entries, details)
     # The lines' readings; the single characters only as counts, which point at no single image.
     details["line_reads"] = {name: {"taken_out": taken_out[name], "kept": kept[name]}
                              for name in taken_out if taken_out[name]["line"]}

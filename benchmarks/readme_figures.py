@@ -170,9 +170,17 @@ def ruled_paper_lines() -> list[str]:
         ours, kept = r["details"][what]["rules_taken_out"], r["details"][what]["rules_kept"]
         parts.append(f"**{ours['same']} of {ours['copies']}** copies of the {ours['images']} real "
                      f"{what.replace('_', ' ')} read as without the rules ({kept['same']} with the rules kept as ink)")
+    boxed = []
+    for what in ("single_characters", "lines"):
+        if f"boxed_{what}" in r["details"]:
+            ours, kept = r["details"][f"boxed_{what}"]["boxes_taken_out"], r["details"][f"boxed_{what}"]["boxes_kept"]
+            boxed.append(f"**{ours['same']} of {ours['copies']}** copies of real {what.replace('_', ' ')} in a form's "
+                         f"boxes read as without them ({kept['same']} with the boxes kept as ink)")
     return [f"- Ruled paper (`benchmarks/bench_ruled_paper.py`): the real handwriting with the rules of lined and squared paper "
             f"drawn in ({', '.join(r['details']['styles'])}), read by `model_2` trained on the default sample: "
-            + "; ".join(parts) + f". Measured {r['date'][:10]} on {_machine(r['machine'])}."]
+            + "; ".join(parts) + (". Written in a form's boxes (a box around each single character, a comb field "
+                                  "around each line of one row): " + "; ".join(boxed) if boxed else "")
+            + f". Measured {r['date'][:10]} on {_machine(r['machine'])}."]
 
 
 def teach_lines() -> list[str]:

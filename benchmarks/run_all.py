@@ -39,7 +39,7 @@ TITLES = {
     "rejection": "Not a character, and calibration",
     "real_handwriting": "Real handwriting (offline sample)",
     "teach": "Teaching a new hand",
-    "ruled_paper": "Real handwriting on ruled paper",
+    "ruled_paper": "Real handwriting on ruled paper and in form boxes",
 }
 TIMEOUT_S = {"time_to_accuracy": 2100, "real_handwriting": 3600, "teach": 1200}  # the others get DEFAULT_TIMEOUT_S
 DEFAULT_TIMEOUT_S = 900

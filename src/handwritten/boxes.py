@@ -4,12 +4,13 @@ the characters are found.
 A form asks for a number or a name one character a box: a row of separate squares, or a comb
 field (one long box divided by bars). Left in, a box and the character in it are one mark, read
 D or 0, and a comb field is one long scribble. A box is told from writing by what a written
-character never is: a frame of straight lines, vertical and horizontal within a degree or two,
-along all four sides of its mark (a comb's bars straight from its top to its bottom, each cell
-at least ``NARROWEST`` of its height wide) with writing inside. Only the frame's own pixels go,
-each line's within its thickness of the straight line fitted through it, so a stroke that
-crosses a side loses only the side. A rectangle with nothing written in it (a shape, a square
-O) stays, and so do all boxes when none holds writing.
+character never is: a frame of thin lines straight within a pixel, down the left and right
+edges of its mark and across its top and bottom (a comb's bars straight from its top to its
+bottom, each cell at least ``NARROWEST`` of its height wide), with writing inside. A box turned
+by up to ``TILT`` is turned straight first, in whole pixels. Only the lines' own pixels go, and
+not where a stroke meets them, so a character written across a box's line stays whole. A
+rectangle with nothing written in it (a shape, a square O) stays, and so do all boxes when none
+holds writing; a frame inside another is a character (an O in a box).
 """
 
 from __future__ import annotations
@@ -161,15 +162,18 @@ def _shear(t: float, h: int, w: int) -> tuple[np.ndarray, np.ndarray, tuple[int,
 
 
 def _frame(crop: np.ndarray) -> tuple[np.ndarray, list[int]] | None:
-    """The pixels of a box's frame in ``crop`` (one mark), and its sides' and bars' columns (of
-    the box turned straight); None when the mark is no box."""
+    """The pixels of a box's frame in ``crop`` (one mark), and its sides' and bars' columns at
+    mid-height; None when the mark is no box."""
     if not _edged(crop):
         return None
     rows, cols, shape = _shear(_turn(crop), *crop.shape)
     straight = np.zeros(shape, bool)
     straight[rows, cols] = crop
     found = _straight_frame(straight)
-    return None if found is None else (found[0][rows, cols], found[1])
+    if found is None:
+        return None
+    shift = cols[crop.shape[0] // 2, 0]  # at mid-height, how far the columns moved
+    return found[0][rows, cols], [int(np.clip(x - shift, 0, crop.shape[1] - 1)) for x in found[1]]
 
 
 def _straight_frame(crop: np.ndarray) -> tuple[np.ndarray, list[int]] | None:
