@@ -93,3 +93,12 @@ def test_no_character_is_taken_for_a_box(pen):
         crop = draw_char(ch, 220, pen=pen) > 0.5
         rows, cols = np.flatnonzero(crop.any(axis=1)), np.flatnonzero(crop.any(axis=0))
         assert boxes._frame(crop[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]) is None, ch
+
+
+def test_a_table_of_two_rows_of_boxes_is_found_row_by_row():
+    """The line between a table's rows of boxes goes too: it would join each row's characters."""
+    top, bottom = _form("1234"), _form("5678")
+    table = np.concatenate([top[:30 + H], bottom[30:]], axis=0)
+    parts = find_line(_grey(table))[2]
+    assert [p["row"] for p in parts] == [0] * 4 + [1] * 4
+    assert all(p["box"][3] - p["box"][1] < H / 2 for p in parts)

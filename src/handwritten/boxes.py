@@ -10,7 +10,8 @@ bottom, each cell at least ``NARROWEST`` of its height wide), with writing insid
 by up to ``TILT`` is turned straight first, in whole pixels. Only the lines' own pixels go, and
 not where a stroke meets them, so a character written across a box's line stays whole. A
 rectangle with nothing written in it (a shape, a square O) stays, and so do all boxes when none
-holds writing; a frame inside another is a character (an O in a box).
+holds writing; a frame inside another is a character (an O in a box). A table's lines between
+its rows of boxes go with its frame.
 """
 
 from __future__ import annotations
@@ -195,6 +196,14 @@ def _straight_frame(crop: np.ndarray) -> tuple[np.ndarray, list[int]] | None:
         if fit is None or side[:, xs[0]:xs[-1] + 1].any(axis=0).mean() < SIDE:
             return None
         sides.append(fit)
+    # A table's lines between its rows of boxes run straight across it, as its top and bottom do.
+    inner = flat.copy()
+    inner[:top + band], inner[bottom + 1 - band:] = False, False
+    count, pieces, stats, _ = framing.opencv().connectedComponentsWithStats(inner.view(np.uint8), connectivity=8)
+    for k in np.flatnonzero(stats[1:, 2] >= SIDE * (xs[-1] - xs[0])) + 1:  # column 2: the width
+        fit = _fit(pieces == k)
+        if fit is not None:
+            sides.append(fit)
     # The lines' pixels, less the columns (for a bar, the rows) where writing meets them.
     upright = [_band((w, h), fit).T for _, fit in bars]
     across = [_band((h, w), fit) for fit in sides]
