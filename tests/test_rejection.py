@@ -242,3 +242,17 @@ def test_one_image_of_a_dash_is_named_a_dash_not_several_characters(trained_mode
     dash[55:63, 40:320] = 30
     answer = Recognizer(trained_model).predict([dash])[0]
     assert answer["character"] is None and answer["reason"] == rejection.REASONS["wide"]
+
+
+def test_a_line_drawn_under_a_word_is_left_out_and_joins_none_of_its_letters(trained_model):
+    """An underline lies under every letter's columns: taken for part of each, it made the whole
+    word one mark, far too wide, and nothing was read."""
+    r = Recognizer(trained_model)
+    word = compose_line([draw_char(c, 80, pen=1) for c in "AB7"])
+    underlined = np.pad(word, ((0, 30), (0, 0)), constant_values=255)
+    rows, cols = np.flatnonzero((word < 128).any(axis=1)), np.flatnonzero((word < 128).any(axis=0))
+    underlined[rows[-1] + 8:rows[-1] + 12, cols[0]:cols[-1]] = 0
+    plain, result = r.read_line(word), r.read_line(underlined)
+    assert result["text"] == plain["text"] and len(result["characters"]) == 3
+    assert [m["reason"] for m in result["ignored"]] == [rejection.REASONS["wide"]]
+    assert result["ignored"][0]["box"][1] > max(c["box"][3] for c in result["characters"])

@@ -32,6 +32,10 @@ STOP_FILL = 0.5
 # into the next row's capitals overlaps them by a little. A band lower than ROW_HEIGHT of the
 # marks' median height (dots, accents, a comma or a flick between rows) joins the nearest row.
 ROW_OVERLAP, ROW_HEIGHT = 1 / 3, 0.5
+# A mark far wider than high (``rejection.WIDEST``) over or under two marks or more side by side
+# is a line drawn under or over the writing (an underline, a table's rule), no part of a
+# character: it joins none of them, where it would join them all. A T's bar drawn apart from its
+# stem is over one mark, and joins it.
 
 
 def components(mask: np.ndarray, min_size: int = 1) -> tuple[np.ndarray, list[dict]]:
@@ -259,19 +263,40 @@ def line_characters(labels: np.ndarray, comps: list[dict], label: str = "image")
     return number[labels], characters
 
 
+def _spanning(boxes: list[list[int]]) -> np.ndarray:
+    """Per box, whether it is a line drawn under or over the writing: far wider than high and
+    over or under two others or more that stand apart, each by half its width at least."""
+    from handwritten.rejection import WIDEST
+
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    width, height = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    spanning = np.zeros(len(b), bool)
+    for k in np.flatnonzero(width > WIDEST * np.maximum(height, 1)):
+        under = np.minimum(b[:, 2], b[k, 2]) - np.maximum(b[:, 0], b[k, 0]) >= 0.5 * width
+        under[k] = False
+        ends = b[under][np.argsort(b[under, 0])]
+        apart = np.sum(ends[1:, 0] >= np.maximum.accumulate(ends[:-1, 2])) if len(ends) else -1
+        spanning[k] = apart >= 1  # two or more marks, one beginning after all before it end
+    return spanning
+
+
 def _row_characters(comps: list[dict]) -> tuple[list[list[dict]], list[dict]]:
     """One row's parts (sorted by x0) grouped into characters, left to right: each one's parts,
-    and its ``box`` and ``space_before``."""
-    groups = [[comps[k] for k in g] for g in group_overlapping([c["box"] for c in comps])]
-    groups = _attach_dots(groups, [union([c["box"] for c in g]) for g in groups])
+    and its ``box`` and ``space_before``; a line under or over the writing comes last, alone."""
+    spanning = _spanning([c["box"] for c in comps])
+    parts = [c for c, s in zip(comps, spanning) if not s]
+    groups = [[parts[k] for k in g] for g in group_overlapping([c["box"] for c in parts])]
+    groups = _attach_dots(groups, [union([c["box"] for c in g]) for g in groups]) if groups else []
     boxes = [union([c["box"] for c in g]) for g in groups]
     order = sorted(range(len(groups)), key=lambda i: (boxes[i][0] + boxes[i][2]) / 2)
     groups, boxes = [groups[i] for i in order], [boxes[i] for i in order]
     gaps = [boxes[i + 1][0] - boxes[i][2] for i in range(len(boxes) - 1)]
-    height = float(np.median([b[3] - b[1] for b in boxes]))
+    height = float(np.median([b[3] - b[1] for b in boxes])) if boxes else 0.0
     typical_gap = float(np.median(np.clip(gaps, 0, None))) if gaps else 0.0
     wide = max(2.5 * typical_gap, typical_gap + 0.5 * height)
-    return groups, [{"box": b, "space_before": bool(i > 0 and gaps[i - 1] > wide)} for i, b in enumerate(boxes)]
+    characters = [{"box": b, "space_before": bool(i > 0 and gaps[i - 1] > wide)} for i, b in enumerate(boxes)]
+    lines = [c for c, s in zip(comps, spanning) if s]
+    return groups + [[c] for c in lines], characters + [{"box": c["box"], "space_before": False} for c in lines]
 
 
 def segment_line(source, name: str | None = None, max_pixels: int | None = None) -> tuple[np.ndarray, list[dict]]:

@@ -278,13 +278,10 @@ class Recognizer:
         # One character's mask at a time: a line of hundreds of marks needs no mask per mark at once.
         framed = np.stack([imgs.frame(ink, groups == k, self.framing) for k in range(1, len(parts) + 1)])
         probs = charsets.restrict(self.predict_arrays(framed), allowed)
-        # Marks that are not characters (blots, full stops, scribbles) are found first: none is
-        # joined to a character beside it.
+        # Marks that are not characters (blots, full stops, scribbles, a joined-up word, an
+        # underline) are found first: none is joined to a character beside it.
         why = rejection.line_marks(ink, groups, np.array([p.get("row", 0) for p in parts]))
         groups, parts, framed, probs, why = self._join_split(ink, groups, parts, framed, probs, allowed, why)
-        # A mark wider than any character (a joined-up word, a dash) is judged once split
-        # characters are whole: a T's bar drawn apart from its stem is that wide alone.
-        why = [w or rejection.too_wide(p["box"]) for w, p in zip(why, parts)]
         rows = np.array([p.get("row", 0) for p in parts])
         kept = np.flatnonzero([w is None for w in why])
         if context:

@@ -195,8 +195,9 @@ def reason_from_cues(cues: dict) -> str | None:
 def line_marks(ink: np.ndarray, groups: np.ndarray, rows: np.ndarray) -> list[str | None]:
     """Per character of a line, the key of ``REASONS`` when its mark is not a character, else None.
 
-    A speck, a blot or a scribble is ``blob`` or ``scribble``; when more than ``MAX_PIECES`` marks
-    are such and they outnumber the rest, the image is no writing at all (the grain of a blank
+    A speck, a blot or a scribble is ``blob`` or ``scribble``, a mark far wider than high (a
+    joined-up word, a dash, an underline) ``wide``; when more than ``MAX_PIECES`` marks are such
+    and they outnumber the rest, the image is no writing at all (the grain of a blank
     photo, noise): every mark is ``clutter``.
 
     Args:
@@ -215,19 +216,19 @@ def line_marks(ink: np.ndarray, groups: np.ndarray, rows: np.ndarray) -> list[st
         if side <= speck or side < SPECK_SHARE * typical[rows[k]]:
             reasons.append("blob")
         else:
-            reasons.append(stroke_reason(stroke_cues(groups[box] == k + 1, ink[box])))
+            reasons.append(stroke_reason(stroke_cues(groups[box] == k + 1, ink[box])) or too_wide(box))
     left_out = sum(r is not None for r in reasons)
     if left_out > MAX_PIECES and left_out > len(reasons) - left_out:
         return ["clutter"] * len(reasons)
     return reasons
 
 
-def too_wide(box) -> str | None:
-    """``"wide"`` when a mark of a line, ``box`` [x0, y0, x1, y1], is wider than WIDEST times its
-    height, as no one character is: a word written joined-up, a dash, a crease or wood grain
-    across a photo. Judge it after the pieces of one character are joined (a T's bar drawn apart
-    from its stem is that wide alone)."""
-    width, height = box[2] - box[0], box[3] - box[1]
+def too_wide(box: tuple[slice, slice]) -> str | None:
+    """``"wide"`` when a character of a line (``box``: its rows and columns) is wider than WIDEST
+    times its height, as no one character is: a word written joined-up, a dash, an underline, a
+    crease or wood grain across a photo. A T's bar drawn apart from its stem, that wide alone,
+    is one character with it by then (``marks.line_characters``)."""
+    height, width = box[0].stop - box[0].start, box[1].stop - box[1].start
     return "wide" if width > WIDEST * max(height, 1) else None
 
 
