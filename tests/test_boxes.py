@@ -102,3 +102,44 @@ def test_a_table_of_two_rows_of_boxes_is_found_row_by_row():
     parts = find_line(_grey(table))[2]
     assert [p["row"] for p in parts] == [0] * 4 + [1] * 4
     assert all(p["box"][3] - p["box"][1] < H / 2 for p in parts)
+
+
+def _on_a_line(text: str, where: float = 1.0, reach: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``text`` written without and with a printed line 4 px thick at ``where`` of its height (1:
+    under it, touching it), reaching ``reach`` px past it both ways: grey images."""
+    from test_images import compose_line
+
+    word = np.pad(compose_line([draw_char(c, 100, pen=2) for c in text]), ((0, 30), (reach, reach)),
+                  constant_values=255)
+    rows, cols = np.flatnonzero((word < 128).any(axis=1)), np.flatnonzero((word < 128).any(axis=0))
+    y = int(rows[0] + where * (rows[-1] - rows[0]))
+    lined = word.copy()
+    lined[y:y + 4, cols[0] - reach:cols[-1] + reach] = 0
+    return word, lined
+
+
+def test_writing_resting_on_a_printed_line_is_found_as_without_it():
+    """A form's line the letters touch: only the line's own pixels go, not where letters meet it."""
+    word, lined = _on_a_line("KERAS")
+    found, bare = ([c["box"] for c in find_line(image)[2]] for image in (lined, word))
+    assert len(found) == len(bare) == 5
+    assert np.abs(np.array(found)[:, :3] - np.array(bare)[:, :3]).max() <= 2
+    assert np.abs(np.array(found)[:, 3] - np.array(bare)[:, 3]).max() <= 4  # at most the line's thickness
+
+
+def test_one_character_on_a_long_printed_line_is_framed_as_without_it():
+    word, lined = _on_a_line("7", reach=150)
+    assert np.corrcoef(preprocess(lined).ravel().astype(float), preprocess(word).ravel().astype(float))[0, 1] > 0.95
+
+
+def test_a_line_through_the_middle_of_a_word_crosses_it_out_and_stays():
+    _, crossed = _on_a_line("KERAS", where=0.5)
+    assert len(find_line(crossed)[2]) == 1
+
+
+def test_a_characters_own_bar_is_no_printed_line():
+    """An L's base, a Z's or a 2's, under one character and no further: they stay."""
+    for ch in "LZ2E":
+        crop = draw_char(ch, 220, pen=3) > 0.5
+        rows, cols = np.flatnonzero(crop.any(axis=1)), np.flatnonzero(crop.any(axis=0))
+        assert boxes._underline(crop[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]) is None, ch

@@ -1,5 +1,5 @@
-"""Character boxes: the printed boxes of a form, a character written in each, taken out before
-the characters are found.
+"""Character boxes and printed lines: the boxes of a form, a character written in each, and the
+line a form's answer is written on, taken out before the characters are found.
 
 A form asks for a number or a name one character a box: a row of separate squares, or a comb
 field (one long box divided by bars). Left in, a box and the character in it are one mark, read
@@ -12,6 +12,12 @@ not where a stroke meets them, so a character written across a box's line stays 
 rectangle with nothing written in it (a shape, a square O) stays, and so do all boxes when none
 holds writing; a frame inside another is a character (an O in a box). A table's lines between
 its rows of boxes go with its frame.
+
+A printed line that the writing rests on and touches joins it into one mark as well. It is told
+from a character's bar by its length: straight within a pixel, across the whole mark, low in
+it, under two characters or more, or reaching past one by more than its height both ways. A
+line through the middle of the writing crosses it out, and stays. (A line apart from the
+writing is left out with the marks of a line: ``marks.line_characters``.)
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ THIN = 0.1  # a printed line is at most this thick for its length
 DRIFT = 2  # px: a line's pixels lie this far off a straight line (a slight tilt, a printer's wobble)
 WRITING = 0.2  # of a cell's height: the least height of a mark inside it that is writing
 ALIKE = 0.25  # an empty box goes with those holding writing when its height is theirs within this share
+LOW = 0.6  # of a mark's height: a printed line the writing rests on lies below this
 
 
 def _fit(pixels: np.ndarray) -> tuple[float, float, float] | None:
@@ -228,6 +235,39 @@ def _holds_writing(rest: np.ndarray, xs: list[int]) -> bool:
     return False
 
 
+def _underline(crop: np.ndarray) -> np.ndarray | None:
+    """The pixels of a printed line that the writing of ``crop`` (one mark) rests on, touching it:
+    straight within a pixel and thin, across ``SIDE`` of the mark's width and below ``LOW`` of
+    its height (a line through the middle of words crosses them out), with two marks or more side
+    by side above it once it is gone, or one that it reaches past both ways by more than the
+    mark's height (no character's bar does). None when there is none."""
+    cv2 = framing.opencv()
+    h, w = crop.shape
+    if w < 2 * MIN_SIDE or w < 1.5 * h:
+        return None
+    flat = _runs(crop, max(2, int(SIDE * w) - 2 * DRIFT), 1)
+    if not flat[int(LOW * h):].any():
+        return None
+    count, pieces, stats, _ = cv2.connectedComponentsWithStats(flat.view(np.uint8), connectivity=8)
+    for k in range(1, count):
+        x, y, width, height = stats[k, :4]
+        fit = _fit(pieces == k) if width >= SIDE * w and y + height / 2 >= LOW * h else None
+        if fit is None:
+            continue
+        band = _band(crop.shape, fit) & crop
+        line = band & _uncrossed(crop & ~band, fit)[None, :]
+        n, _, parts, _ = cv2.connectedComponentsWithStats((crop & ~line).view(np.uint8), connectivity=8)
+        writing = [p for p in parts[1:] if p[3] >= WRITING * h]
+        spans = sorted((p[0], p[0] + p[2]) for p in writing)
+        if any(b[0] >= max(a[1] for a in spans[:i + 1]) for i, b in enumerate(spans[1:])):
+            return line  # two marks or more side by side: no character's bar is under both
+        if spans:  # one character on a line reaching past it both ways by more than its height
+            tall = max(p[1] + p[3] for p in writing) - min(p[1] for p in writing)
+            if x + tall < spans[0][0] and spans[-1][1] + tall < x + width:
+                return line
+    return None
+
+
 def _inside(a: list[int], b: list[int]) -> bool:
     return a != b and b[0] <= a[0] and b[1] <= a[1] and a[2] <= b[2] and a[3] <= b[3]
 
@@ -239,7 +279,7 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
     writing are taken out, and with them the empty boxes of their height (within ``ALIKE``); a
     frame inside another one's outline is a character (a 0 written in a box without touching it).
     """
-    found = []
+    found, underlines = [], []
     for c in comps:
         x0, y0, x1, y1 = c["box"]
         if min(x1 - x0, y1 - y0) < MIN_SIDE:
@@ -248,15 +288,21 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
         frame = _frame(crop)
         if frame is not None:
             found.append((c["box"], *frame))
+            continue
+        line = _underline(crop)
+        if line is not None:
+            underlines.append((c["box"], line))
     found = [f for f in found if not any(_inside(f[0], g[0]) for g in found)]
     heights = [box[3] - box[1] for box, frame, xs in found
                if _holds_writing(mask[box[1]:box[3], box[0]:box[2]] & ~frame, xs)]
-    if not heights:
+    if not heights and not underlines:
         return ink, mask, labels, comps
     cleared = np.zeros_like(mask)
     for (x0, y0, x1, y1), frame, _ in found:
         if any(abs((y1 - y0) - h) <= ALIKE * h for h in heights):
             cleared[y0:y1, x0:x1] |= frame
+    for (x0, y0, x1, y1), line in underlines:
+        cleared[y0:y1, x0:x1] |= line
     rest = mask & ~cleared
     ink = np.where(cleared, np.float32(0), ink)
     labels, comps = marks.components(rest, min_size=3)
