@@ -56,15 +56,22 @@ def _ink_box(recognizer, path: Path, line: bool) -> list[int]:
     return [int(xs.min() * scale), int(ys.min() * scale), int((xs.max() + 1) * scale), int((ys.max() + 1) * scale)]
 
 
-def ruled(path: Path, box: list[int], style: str):
-    """The image at ``path`` with rules of ``style`` drawn across it, as an RGB PIL image."""
-    from PIL import Image, ImageDraw
+def _on_white(path: Path):
+    """The image at ``path`` as RGB, anything transparent in it on white paper."""
+    from PIL import Image
 
     with Image.open(path) as im:
         im = im.convert("RGBA")
     page = Image.new("RGBA", im.size, (255, 255, 255, 255))
     page.alpha_composite(im)
-    page = page.convert("RGB")
+    return page.convert("RGB")
+
+
+def ruled(path: Path, box: list[int], style: str):
+    """The image at ``path`` with rules of ``style`` drawn across it, as an RGB PIL image."""
+    from PIL import ImageDraw
+
+    page = _on_white(path)
     draw = ImageDraw.Draw(page)
     w = page.size[0]
     height = box[3] - box[1]
@@ -103,19 +110,16 @@ def boxed(path: Path, marks: list[list[int]]):
     a comb field around several, its bars midway between them. An RGB PIL image."""
     from PIL import Image, ImageDraw
 
-    with Image.open(path) as im:
-        im = im.convert("RGBA")
-    flat = Image.new("RGBA", im.size, (255, 255, 255, 255))
-    flat.alpha_composite(im)
-    pixels = np.asarray(flat.convert("RGB"))
+    flat = _on_white(path)
+    pixels = np.asarray(flat)
     paper = tuple(int(v) for v in np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]), axis=0))
     x0, y0, x1, y1 = (min(m[0] for m in marks), min(m[1] for m in marks), max(m[2] for m in marks),
                       max(m[3] for m in marks))
     height = y1 - y0
     pad, pen = max(4, round(0.25 * height)), max(1, round(0.03 * height))
     margin = pad + pen + 8
-    page = Image.new("RGB", (im.size[0] + 2 * margin, im.size[1] + 2 * margin), paper)
-    page.paste(flat.convert("RGB"), (margin, margin))
+    page = Image.new("RGB", (flat.size[0] + 2 * margin, flat.size[1] + 2 * margin), paper)
+    page.paste(flat, (margin, margin))
     left, right = x0 - pad, x1 + pad
     if len(marks) == 1:  # a form's box is about as wide as it is high
         extra = max(0, 0.8 * (height + 2 * pad) - (right - left)) / 2

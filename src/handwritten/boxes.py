@@ -303,7 +303,4 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
             cleared[y0:y1, x0:x1] |= frame
     for (x0, y0, x1, y1), line in underlines:
         cleared[y0:y1, x0:x1] |= line
-    rest = mask & ~cleared
-    ink = np.where(cleared, np.float32(0), ink)
-    labels, comps = marks.components(rest, min_size=3)
-    return ink, rest, labels, comps
+    return marks.without(ink, mask, cleared)

@@ -79,6 +79,14 @@ def components(mask: np.ndarray, min_size: int = 1) -> tuple[np.ndarray, list[di
     return labels, comps
 
 
+def without(ink: np.ndarray, mask: np.ndarray, cleared: np.ndarray):
+    """``(ink, mask, labels, comps)`` with the pixels of ``cleared`` taken out (printed lines,
+    boxes): no ink there, and the marks labelled again as :func:`components` does them."""
+    rest = mask & ~cleared
+    labels, comps = components(rest, min_size=3)
+    return np.where(cleared, np.float32(0), ink), rest, labels, comps
+
+
 def union(boxes) -> list[int]:
     """The box [x0, y0, x1, y1] around all of ``boxes``."""
     return [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]

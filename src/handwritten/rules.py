@@ -320,7 +320,4 @@ def remove(ink: np.ndarray, mask: np.ndarray, labels: np.ndarray, comps: list[di
             cleared = everything
     if cleared is None:
         return ink, mask, labels, comps
-    rest = mask & ~cleared
-    ink = np.where(cleared, np.float32(0), ink)
-    labels, comps = marks.components(rest, min_size=3)
-    return ink, rest, labels, comps
+    return marks.without(ink, mask, cleared)
