@@ -21,7 +21,7 @@ from handwritten import calibration, rejection
 from handwritten import charset as charsets
 from handwritten import images as imgs
 from handwritten import joining
-from handwritten import paths
+from handwritten import paths, splitting
 from handwritten.errors import HandwrittenError
 
 ONNX_META_KEY = "handwritten"  # the metadata_props entry holding the model's metadata as JSON
@@ -281,6 +281,9 @@ class Recognizer:
         # Marks that are not characters (blots, full stops, scribbles, a joined-up word, an
         # underline) are found first: none is joined to a character beside it.
         why = rejection.line_marks(ink, groups, np.array([p.get("row", 0) for p in parts]))
+        groups, parts, framed, probs, why = splitting.split_touching(
+            ink, groups, parts, framed, probs, why, lambda x: charsets.restrict(self.predict_arrays(x), allowed),
+            lambda window, mask: imgs.frame(window, mask, self.framing))
         groups, parts, framed, probs, why = self._join_split(ink, groups, parts, framed, probs, allowed, why)
         rows = np.array([p.get("row", 0) for p in parts])
         kept = np.flatnonzero([w is None for w in why])
