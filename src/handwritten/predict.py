@@ -277,14 +277,17 @@ class Recognizer:
         ink, groups, parts = imgs.find_line(image, name=name, max_pixels=self.max_pixels)
         # One character's mask at a time: a line of hundreds of marks needs no mask per mark at once.
         framed = np.stack([imgs.frame(ink, groups == k, self.framing) for k in range(1, len(parts) + 1)])
-        probs = charsets.restrict(self.predict_arrays(framed), allowed)
+
+        def read(x: np.ndarray) -> np.ndarray:
+            return charsets.restrict(self.predict_arrays(x), allowed)
+
+        probs = read(framed)
         # Marks that are not characters (blots, full stops, scribbles, a joined-up word, an
         # underline) are found first: none is joined to a character beside it.
         why = rejection.line_marks(ink, groups, np.array([p.get("row", 0) for p in parts]))
         groups, parts, framed, probs, why = splitting.split_touching(
-            ink, groups, parts, framed, probs, why, lambda x: charsets.restrict(self.predict_arrays(x), allowed),
-            lambda window, mask: imgs.frame(window, mask, self.framing))
-        groups, parts, framed, probs, why = self._join_split(ink, groups, parts, framed, probs, allowed, why)
+            ink, groups, parts, framed, probs, why, read, lambda window, mask: imgs.frame(window, mask, self.framing))
+        groups, parts, framed, probs, why = self._join_split(ink, groups, parts, framed, probs, read, why)
         rows = np.array([p.get("row", 0) for p in parts])
         kept = np.flatnonzero([w is None for w in why])
         if context:
@@ -299,18 +302,19 @@ class Recognizer:
                    for i in range(len(parts))]
         return {"image": name, **_compose(parts, rows, framed, answers, why)}
 
-    def _join_split(self, ink, groups, parts, framed, probs, allowed, why):
+    def _join_split(self, ink, groups, parts, framed, probs, read, why):
         """The line with characters split in two joined again where the model reads them better whole.
 
-        See :mod:`handwritten.joining`; the joined character's input and probabilities are the
-        pair's. A mark with a reason in ``why`` (one per character) is not a character and joins none.
+        See :mod:`handwritten.joining`; the joined character's input and probabilities (``read``:
+        framed images to probabilities over the allowed classes) are the pair's. A mark with a
+        reason in ``why`` (one per character) is not a character and joins none.
         """
         candidate = joining.candidates([p["box"] for p in parts], [p.get("row", 0) for p in parts])
         candidate = candidate[[why[i] is None and why[i + 1] is None for i in candidate]]
         if not len(candidate):
             return groups, parts, framed, probs, why
         pairs = np.stack([imgs.frame(ink, (groups == i + 1) | (groups == i + 2), self.framing) for i in candidate])
-        whole = charsets.restrict(self.predict_arrays(pairs), allowed)
+        whole = read(pairs)
         chosen = joining.choose(candidate, probs.max(axis=1), whole.max(axis=1))
         if not chosen:
             return groups, parts, framed, probs, why

@@ -37,9 +37,9 @@ MAX_TRIED = 32
 def wide(boxes: list, rows: np.ndarray, why: list) -> np.ndarray:
     """Which marks (``boxes``: each one's rows and columns; ``rows``: its row of writing) are wide
     enough to be characters touching; marks with a reason in ``why`` are no characters and never are."""
-    width = np.array([b[1].stop - b[1].start if b else 0 for b in boxes], float)
-    height = np.array([b[0].stop - b[0].start if b else 1 for b in boxes], float)
-    character = np.array([b is not None and w is None for b, w in zip(boxes, why)], bool)
+    width = np.array([b[1].stop - b[1].start for b in boxes], float)
+    height = np.array([b[0].stop - b[0].start for b in boxes], float)
+    character = np.array([w is None for w in why], bool)
     out = character & (width > WIDE * height)
     for row in np.unique(rows[character]):
         mine = character & (rows == row)
@@ -118,8 +118,9 @@ def split(groups: np.ndarray, parts: list[dict], k: int, box: tuple[slice, slice
 def _pieces(ink: np.ndarray, own: np.ndarray, box: tuple[slice, slice], spans: list[tuple[int, int]],
             frame) -> list[np.ndarray]:
     """The pieces of the mark ``own`` (its mask in ``box``) between each of ``spans``' columns,
-    framed by ``frame(ink, mask)``, from a window around the mark wide enough for the framing's
-    soft edges and thickening (a tenth of the mark's size), not the whole image."""
+    framed by ``frame(ink, mask)``, from a window around the mark, not the whole image: a quarter
+    of the mark's size on each side, more than the framing reaches for soft edges and thickening
+    (about a tenth)."""
     rows, cols = box
     margin = max(rows.stop - rows.start, cols.stop - cols.start) // 4 + 4
     y0, x0 = max(rows.start - margin, 0), max(cols.start - margin, 0)
