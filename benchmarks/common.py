@@ -339,7 +339,7 @@ def code_key(*names: str) -> str:
 
 def sample_code_key() -> str:
     """A short digest of the code that draws the offline sample (see :func:`code_key`)."""
-    return code_key("sample.py", "strokes.py", "emnist.py")
+    return code_key("sample.py", "strokes.py", "real_digits.py", "emnist.py")
 
 
 def training_code_key() -> str:

