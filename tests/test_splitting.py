@@ -122,3 +122,25 @@ def test_read_line_leaves_separate_characters_alone(scripted, tmp_path):
     r, calls = scripted
     result = r.read_line(_line(tmp_path, touching=False), context=False)
     assert result["text"] == "OOOO" and calls == [4]
+
+
+def test_a_mark_with_a_gap_across_it_is_cut_only_into_pieces_with_ink():
+    """Parts joined into one mark across empty columns: no piece may be all gap (it has nothing to frame)."""
+    groups = np.zeros((60, 150), np.int32)
+    groups[0:60, 0:30] = 1
+    groups[0:60, 100:150] = 1  # columns 30-99 are empty
+    ink = (groups > 0).astype(np.float32)
+    parts = [{"box": [0, 0, 150, 60], "space_before": True, "row": 0}]
+
+    def frame(window, mask):
+        assert mask.any(), "a piece without ink was framed"
+        return np.zeros((28, 28), np.float32)
+
+    def read(framed):
+        return np.tile([0.9, 0.1], (len(framed), 1))
+
+    groups, parts, framed, probs, why = splitting.split_touching(
+        ink, groups, parts, np.zeros((1, 28, 28)), np.array([[0.1, 0.9]]) * 0.5, [None], read, frame)
+    assert len(parts) > 1 and len(framed) == len(probs) == len(why) == len(parts)  # split: 0.9 each beats 0.45
+    for number in range(1, len(parts) + 1):
+        assert (groups == number).any()

@@ -157,7 +157,10 @@ def split_touching(ink, groups, parts, framed, probs, why, read, frame):
         own = groups[box] == k + 1
         height, width = own.shape
         bounds = np.concatenate([[0], cuts(height, width), [width]])
-        spans = segments(height, bounds)
+        # A mark may have columns without ink (a character's parts joined across a gap): no
+        # piece is all gap.
+        inked = np.concatenate([[0], np.cumsum(own.any(axis=0))])
+        spans = [(i, j) for i, j in segments(height, bounds) if inked[bounds[j]] > inked[bounds[i]]]
         if not spans:
             continue
         framed_spans = _pieces(ink, own, box, [(bounds[i], bounds[j]) for i, j in spans], frame)
