@@ -146,6 +146,21 @@ def _train(model_name: str, data: Path, out: Path, seed: int | None = None) -> d
             "sample_test_accuracy": meta.get("test_accuracy")}
 
 
+def model_to_score(given: str | None, folder: str, details: dict) -> Path:
+    """The ``given`` model file, or model_2 trained with its defaults on the default sample into
+    ``folder`` (under the benchmarks' data); ``details`` says which."""
+    if given:
+        details["model"] = f"the given model {given}"
+        return Path(given)
+    data, _ = _sample(None)
+    model = common.DATA / folder / "model_2.keras"
+    model.parent.mkdir(parents=True, exist_ok=True)
+    print("training model_2 with its defaults on the sample ...", file=sys.stderr, flush=True)
+    details["trained"] = _train("model_2", data, model)
+    details["model"] = "model_2 trained with its defaults on the default offline sample"
+    return model
+
+
 def _sample(train_per_class: int | None, seed: int | None = None) -> tuple[Path, dict]:
     """The default sample (or another seed's), drawn again on every run: the code that draws it is what is measured."""
     from handwritten.idx import read_idx

@@ -231,15 +231,7 @@ def main() -> int:
         singles = sorted(n for n, e in entries.items() if len(e["label"]) == 1)
         entries = {n: e for n, e in entries.items() if len(e["label"]) > 1 or n in singles[::5]}
     details = {"images": str(args.images), "styles": list(STYLES)}
-    if args.model:
-        model, details["model"] = Path(args.model), f"the given model {args.model}"
-    else:
-        data, drawn = real._sample(None)
-        model = common.DATA / "ruled-paper" / "model_2.keras"
-        model.parent.mkdir(parents=True, exist_ok=True)
-        print("training model_2 with its defaults on the sample ...", file=sys.stderr, flush=True)
-        details["trained"] = real._train("model_2", data, model)
-        details["model"] = "model_2 trained with its defaults on the default offline sample"
+    model = real.model_to_score(args.model, "ruled-paper", details)
     from handwritten import rules
     from handwritten.predict import Recognizer
 

@@ -183,6 +183,22 @@ def ruled_paper_lines() -> list[str]:
             + f". Measured {r['date'][:10]} on {_machine(r['machine'])}."]
 
 
+def touching_lines() -> list[str]:
+    r = newest("touching", lambda r: "trained" in r["details"])
+    if r is None:
+        return ["- Touching characters: not measured yet (`python benchmarks/bench_touching.py`)."]
+    ours, before = r["details"]["split"], r["details"]["not_split"]
+    parts = [f"{style}: **{ours[style]['distance']}** characters wrong ({before[style]['distance']} without the "
+             f"splitting), exactly read {ours[style]['exact']} of {ours[style]['lines']} lines "
+             f"({before[style]['exact']} without)" for style in ours]
+    lines = len(r["details"]["lines"])
+    return [f"- Touching characters (`benchmarks/bench_touching.py`): the {lines} real lines of one word rebuilt with "
+            f"their characters moved together, read by `model_2` trained on the default sample, edit distance to "
+            f"the labels in all: " + "; ".join(parts) + f"; the lines as they are read the same with and without "
+            f"the splitting in {r['details']['lines_as_they_are_unchanged']} of {lines}. "
+            f"Measured {r['date'][:10]} on {_machine(r['machine'])}."]
+
+
 def teach_lines() -> list[str]:
     r = newest_full("teach")
     if r is None:
@@ -238,7 +254,7 @@ def bench_length_lines() -> list[str]:
 def block() -> str:
     lines = [START, "", "Fashion-MNIST is a real data set but not EMNIST; these are not EMNIST results.", ""]
     lines += (fashion_lines() + server_lines() + speed_lines() + real_handwriting_lines() + ruled_paper_lines()
-              + teach_lines() + rejection_lines() + bench_length_lines())
+              + touching_lines() + teach_lines() + rejection_lines() + bench_length_lines())
     lines += ["", END]
     return "\n".join(lines)
 

@@ -27,7 +27,7 @@ import readme_figures
 
 # In the order; each is benchmarks/bench_<name>.py.
 BENCHMARKS = ["loading", "training", "time_to_accuracy", "inference", "server", "speed", "growth", "real_handwriting",
-              "teach", "rejection", "ruled_paper"]
+              "teach", "rejection", "ruled_paper", "touching"]
 TITLES = {
     "loading": "Loading a byclass-sized set",
     "training": "Training throughput",
@@ -40,13 +40,15 @@ TITLES = {
     "real_handwriting": "Real handwriting (offline sample)",
     "teach": "Teaching a new hand",
     "ruled_paper": "Real handwriting on ruled paper and in form boxes",
+    "touching": "Real lines with their characters touching",
 }
 TIMEOUT_S = {"time_to_accuracy": 2100, "real_handwriting": 3600, "teach": 1200}  # the others get DEFAULT_TIMEOUT_S
 DEFAULT_TIMEOUT_S = 900
-# Results that are not the benchmark's own run: bench_real_handwriting.py and bench_ruled_paper.py
-# --model score a given file without training on the default sample, and the table (like the
-# README) leaves those out.
-TABLE_ROWS = {"real_handwriting": lambda r: "sample" in r["details"], "ruled_paper": lambda r: "trained" in r["details"]}
+# Results that are not the benchmark's own run: bench_real_handwriting.py, bench_ruled_paper.py and
+# bench_touching.py --model score a given file without training on the default sample, and the
+# table (like the README) leaves those out.
+TABLE_ROWS = {"real_handwriting": lambda r: "sample" in r["details"], "ruled_paper": lambda r: "trained" in r["details"],
+              "touching": lambda r: "trained" in r["details"]}
 
 
 def run_one(name: str, quick: bool, run_id: str) -> tuple[bool, str]:
