@@ -121,9 +121,14 @@ def test_the_case_of_a_word_decides_a_bar_only_when_the_word_shows_one_case():
     # One sure capital says too little; the capitals of another word say nothing about this one.
     one = probs({"H": 0.99}, bar, {"o": 0.9}, {"E": 0.99}, {"N": 0.99})
     assert read(context.case_from_word(one, [False, False, False, True, False], MAPPING)) == "HloEN"
-    # An l the model is sure of beyond 8 to 1 stays an l among capitals.
+    # A bar's shape does not show its case: an l the model is sure of is an I among capitals,
+    # an I an l among small letters, while any other letter it is sure of keeps its case.
     sure = probs({"H": 0.99}, {"E": 0.97}, {"l": 0.95, "I": 0.02}, {"N": 0.95}, {"A": 0.9})
-    assert read(context.apply(sure, boxes, [False] * 5, MAPPING)) == "HElNA"
+    assert read(context.apply(sure, boxes, [False] * 5, MAPPING)) == "HEINA"
+    small = probs({"h": 0.99}, {"e": 0.97}, {"I": 0.95, "l": 0.02}, {"n": 0.95}, {"a": 0.9})
+    assert read(context.case_from_word(small, [False] * 5, MAPPING)) == "helna"
+    cased = probs({"H": 0.99}, {"E": 0.97}, {"a": 0.95, "A": 0.02}, {"N": 0.95}, {"A": 0.9})
+    assert read(context.case_from_word(cased, [False] * 5, MAPPING)) == "HEaNA"
 
 
 def test_without_references_height_decides_nothing():

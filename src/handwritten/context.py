@@ -144,16 +144,18 @@ def case_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.nd
 
     A word whose other letters the model is ``SURE`` of, among those whose shape shows their
     case, are all capitals (at least two) weighs each capital by ``CASE_WEIGHT`` against its
-    small letter, and I against l; all small letters, the small ones. A name in capitals whose
-    A the model found close to an a reads A; a capitalised word shows both cases and is left
-    as read. Each pair's total stays as the model gave it.
+    small letter; all small letters, the small ones. A name in capitals whose A the model found
+    close to an a reads A; a capitalised word shows both cases and is left as read. A bar
+    (``BAR``) is wholly the word's case, I among capitals and l among small letters: its
+    shape does not show its case, so the model's split between l and I says nothing of it
+    (a model sure that a plain bar is an l reads it so whatever its word). Each pair's total
+    stays as the model gave it.
     """
     probs = np.array(probs, dtype=np.float64)
     pairs = [(mapping.index(c), mapping.index(c.upper())) for c in string.ascii_lowercase
              if c not in "il" and c in mapping and c.upper() in mapping]  # i and l: a dot, a bar
-    if all(c in mapping for c in BAR):
-        pairs.append((mapping.index(BAR[0]), mapping.index(BAR[1])))
-    if not pairs or len(probs) < 3:
+    bar = [mapping.index(c) for c in BAR] if all(c in mapping for c in BAR) else None
+    if (not pairs and bar is None) or len(probs) < 3:
         return probs
     read = [mapping[k] for k in probs.argmax(axis=1)]
     sure = probs.max(axis=1) >= SURE
@@ -165,6 +167,10 @@ def case_from_word(probs: np.ndarray, spaces: list[bool], mapping: str) -> np.nd
         rows, to_capital = word[decided], to_capital[decided]
         for small, capital in pairs:
             weigh_pair(probs, rows, np.where(to_capital, capital, small), np.where(to_capital, small, capital))
+        if bar is not None:
+            favoured, other = np.where(to_capital, bar[1], bar[0]), np.where(to_capital, bar[0], bar[1])
+            probs[rows, favoured] += probs[rows, other]
+            probs[rows, other] = 0.0
     return probs
 
 
