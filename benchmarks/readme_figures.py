@@ -154,8 +154,9 @@ def real_handwriting_lines() -> list[str]:
         lines = [row["lines"]["right"] for row in spread]
         rows.append(f"`model_2` trained on {len(spread)} draws of the sample (seeds 0-{len(spread) - 1}) read "
                     f"{min(shares):.1%} to {max(shares):.1%} of the single characters (mean "
-                    f"{sum(shares) / len(shares):.1%}) and {min(lines)} to {max(lines)} lines")
-    return [f"- Real handwriting (people's single characters and lines from other projects, "
+                    f"{sum(shares) / len(shares):.1%}) and "
+                    + (f"{min(lines)} to {max(lines)} lines" if min(lines) < max(lines) else f"{min(lines)} lines each"))
+    return ["- Real handwriting (people's single characters and lines from other projects, "
             f"`../shared/real-handwriting`), read by models trained with their defaults on the default offline "
             f"sample: " + "; ".join(rows) + f". Measured {r['date'][:10]} on {_machine(r['machine'])}; "
             f"`python benchmarks/bench_real_handwriting.py` reruns it."]
