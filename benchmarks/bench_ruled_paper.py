@@ -175,18 +175,9 @@ def _reads(recognizer, entries: dict[str, dict], copies: dict[str, list], styles
 def _kept_as_ink(module):
     """A context in which the package keeps rules (``handwritten.rules``) or boxes
     (``handwritten.boxes``) as ink, as it did before it took them out."""
-    import contextlib
+    from unittest import mock
 
-    @contextlib.contextmanager
-    def patched():
-        kept = module.remove
-        module.remove = lambda ink, mask, labels, comps: (ink, mask, labels, comps)
-        try:
-            yield
-        finally:
-            module.remove = kept
-
-    return patched()
+    return mock.patch.object(module, "remove", lambda ink, mask, labels, comps: (ink, mask, labels, comps))
 
 
 def _counts(reads: dict[str, dict], line: bool, styles=STYLES) -> dict:

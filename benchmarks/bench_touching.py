@@ -14,7 +14,6 @@ model is model_2 trained with its defaults on the default offline sample, or ``-
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -44,8 +43,8 @@ def squeezed(path: Path, gap: int) -> np.ndarray:
     from handwritten import images
 
     ink, groups, _ = images.find_line(str(path))
-    boxes = [b for b in ndimage.find_objects(groups) if b is not None]
-    pieces = [(b[0].start, np.where(groups[b] == k + 1, ink[b], 0)) for k, b in enumerate(boxes)]
+    pieces = [(b[0].start, np.where(groups[b] == k + 1, ink[b], 0))
+              for k, b in enumerate(ndimage.find_objects(groups)) if b is not None]
     width = sum(p.shape[1] for _, p in pieces) + 2 * MARGIN + max(gap, 0) * len(pieces)
     out = np.zeros((ink.shape[0], width), np.float32)
     x = MARGIN
@@ -66,17 +65,14 @@ def edit_distance(a: str, b: str) -> int:
     return row[-1]
 
 
-@contextlib.contextmanager
 def _without_splitting():
+    """A context in which ``read_line`` leaves characters written touching as one mark."""
+    from unittest import mock
+
     from handwritten import splitting
 
-    kept = splitting.split_touching
-    splitting.split_touching = lambda ink, groups, parts, framed, probs, why, read, frame: (
-        groups, parts, framed, probs, why)
-    try:
-        yield
-    finally:
-        splitting.split_touching = kept
+    return mock.patch.object(splitting, "split_touching", lambda ink, groups, parts, framed, probs, why, read, frame: (
+        groups, parts, framed, probs, why))
 
 
 def _reads(recognizer, copies: dict) -> dict:
